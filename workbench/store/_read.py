@@ -1,0 +1,182 @@
+"""Read operations of :class:`~workbench.store.Store`: search, scan, vectors, get."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from .._validation import check_ids, check_positive_int, check_texts, check_vectors
+from ..errors import EmptyInputError, InvalidInputError, MissingColumnError, UnknownIdError
+from . import _search
+
+if TYPE_CHECKING:
+    from .store import Store
+
+#: Below this share of a segment's rows, a filtered search scans the allowed rows exactly.
+FILTER_EXACT_FRACTION = 0.05
+
+
+class ReadMixin:
+    """search / scan / vectors / get over the handle's snapshot."""
+
+    def scan(self: Store) -> pl.LazyFrame:
+        """All live rows' metadata (``key: u64, id: str``, user columns), ordered by key."""
+        return self._live.drop("_seg", "_row").lazy()
+
+    def vectors(self: Store, ids: Any) -> NDArray[np.float32]:
+        """Full-precision vectors of `ids`, in the order given.
+
+        Raises
+        ------
+        UnknownIdError
+            Some ids are not in the store.
+        """
+        wanted = check_ids(ids, name="ids")
+        rows = self._rows_of(wanted)
+        return self._gather(rows)
+
+    def get(self: Store, ids: Any) -> pl.DataFrame:
+        """Metadata rows of `ids`, in the order given."""
+        wanted = check_ids(ids, name="ids")
+        return self._rows_of(wanted).drop("_seg", "_row", "_ord")
+
+    def _rows_of(self: Store, wanted: list[str]) -> pl.DataFrame:
+        order = pl.DataFrame({"id": pl.Series(wanted, dtype=pl.Utf8),
+                              "_ord": np.arange(len(wanted))})
+        rows = order.join(self._live, on="id", how="inner").sort("_ord")
+        if rows.height != len(wanted):
+            missing = sorted(set(wanted) - set(rows.get_column("id").to_list()))
+            raise UnknownIdError(
+                f"ids: expected ids present in the store, {len(missing)} are not: "
+                + ", ".join(repr(m) for m in missing[:5])
+            )
+        return rows
+
+    def _query_vectors(self: Store, query: Any) -> NDArray[np.float32]:
+        if isinstance(query, str) or (
+            isinstance(query, list | tuple) and query and all(isinstance(q, str) for q in query)
+        ):
+            texts = check_texts(query, name="query")
+            if any(not t.strip() for t in texts):
+                raise InvalidInputError("query: expected non-empty text, got an empty string")
+            if self._embedder is None:
+                raise InvalidInputError(
+                    "query: text queries need an embedder; this store has none (pass vectors, "
+                    "or open the store with embedder=...)"
+                )
+            return check_vectors(self._embedder.embed(texts, progress=False), dim=self.dim,
+                                 name="query")
+        if isinstance(query, list | tuple) and not query:
+            raise EmptyInputError("query: expected a string, a list of strings or vectors, got []")
+        return check_vectors(query, dim=self.dim, name="query")
+
+    def _filter(self: Store, where: Any) -> pl.DataFrame:
+        if not isinstance(where, pl.Expr):
+            raise InvalidInputError(
+                f"where: expected a polars expression, got {type(where).__name__}"
+            )
+        try:
+            return self._live.filter(where)
+        except pl.exceptions.ColumnNotFoundError as exc:
+            cols = [c for c in self._live.columns if c not in ("_seg", "_row")]
+            raise MissingColumnError(
+                f"where: names a column the store does not have ({str(exc).splitlines()[0]}); "
+                f"columns are {cols}"
+            ) from exc
+        except pl.exceptions.PolarsError as exc:
+            raise InvalidInputError(f"where: could not be evaluated on the metadata: {exc}") from exc
+
+    def search(
+        self: Store,
+        query: Any,
+        *,
+        k: int = 10,
+        where: pl.Expr | None = None,
+        exact: bool = False,
+    ) -> pl.DataFrame:
+        """Nearest neighbours of one or more queries.
+
+        Parameters
+        ----------
+        query : str, list of str, vector (dim,) or array (n, dim)
+            Texts are embedded with the store's embedder.
+        k : int
+            Neighbours per query; at most ``len(store)`` when `where` is None.
+        where : polars.Expr, optional
+            Filter over the metadata; only matching rows are returned (hybrid search).
+        exact : bool
+            Brute force over the full-precision vectors instead of the HNSW index.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``query: u32`` (row of the query), ``id: str``, ``distance: f32``, ``key: u64``,
+            then the metadata columns; sorted by query then distance. A `where` matching
+            fewer than `k` rows gives fewer rows (none when it matches nothing).
+
+        Raises
+        ------
+        InvalidInputError
+            Empty query, wrong dimension, bad `k`, or a `where` naming a missing column.
+        """
+        k = check_positive_int(k, name="k")
+        q = self._query_vectors(query)
+        nq = q.shape[0]
+        metric = self.metric
+        entries = self._manifest.segments
+        parts: list[tuple[NDArray[np.uint64], NDArray[np.float32]]] = []
+        if where is None:
+            if k > len(self):
+                raise InvalidInputError(
+                    f"k: expected at most {len(self)} (the rows in the store), got {k}"
+                )
+            small = len(self) <= self._manifest.index_params["exact_threshold"]
+            for entry in entries:
+                seg = self._segs[entry.id]
+                if exact or small or entry.live <= self._manifest.index_params["exact_threshold"]:
+                    parts.append(_search.segment_exact(seg, q, k, metric=metric))
+                else:
+                    parts.append(_search.segment_ann(seg, q, k, metric=metric))
+        else:
+            allowed = self._filter(where)
+            if allowed.height == 0:
+                return self._result_frame(np.zeros((nq, 0), np.uint64),
+                                          np.zeros((nq, 0), np.float32))
+            allowed_keys = np.sort(allowed.get_column("key").to_numpy())
+            counts = allowed.group_by("_seg").len()
+            for seg_ord, n_allowed in counts.iter_rows():
+                entry = entries[int(seg_ord)]
+                seg = self._segs[entry.id]
+                thr = self._manifest.index_params["exact_threshold"]
+                if exact or n_allowed <= thr or n_allowed < FILTER_EXACT_FRACTION * entry.live:
+                    rows = allowed.filter(pl.col("_seg") == seg_ord).get_column("_row")
+                    parts.append(_search.segment_exact(
+                        seg, q, k, metric=metric, rows=rows.to_numpy().astype(np.int64)
+                    ))
+                else:
+                    parts.append(_search.segment_ann(
+                        seg, q, k, metric=metric, allowed=allowed_keys, n_allowed=int(n_allowed)
+                    ))
+        keys, dist = _search.merge_topk(parts, k, nq)
+        return self._result_frame(keys, dist)
+
+    def _result_frame(
+        self: Store, keys: NDArray[np.uint64], dist: NDArray[np.float32]
+    ) -> pl.DataFrame:
+        nq = keys.shape[0]
+        valid = np.isfinite(dist)
+        qrow = np.broadcast_to(np.arange(nq, dtype=np.uint32)[:, None], keys.shape)[valid]
+        flat_keys = keys[valid]
+        pos = np.searchsorted(self._live_keys, flat_keys)
+        meta = self._live[pos] if len(pos) else self._live.head(0)
+        head = pl.DataFrame(
+            {
+                "query": pl.Series(qrow, dtype=pl.UInt32),
+                "id": meta.get_column("id"),
+                "distance": pl.Series(dist[valid], dtype=pl.Float32),
+            }
+        )
+        return pl.concat([head, meta.drop("id", "_seg", "_row")], how="horizontal")

@@ -1,0 +1,162 @@
+"""Search kernels: exact top-k over memory-mapped vectors, ANN per segment, and top-k merging."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .segment import LoadedSegment
+
+# Bound the (queries x rows) distance block to ~256 MB of float32.
+_BLOCK_CELLS = 1 << 26
+
+
+def _isin_sorted(values: NDArray[np.uint64], sorted_set: NDArray[np.uint64]) -> NDArray[np.bool_]:
+    if sorted_set.size == 0:
+        return np.zeros(values.shape, dtype=bool)
+    pos = np.searchsorted(sorted_set, values)
+    pos = np.minimum(pos, sorted_set.size - 1)
+    return sorted_set[pos] == values
+
+
+def distances(
+    queries: NDArray[np.float32],
+    vectors: NDArray[np.float32],
+    *,
+    metric: str,
+    q_norms: NDArray[np.float32] | None = None,
+    v_norms: NDArray[np.float32] | None = None,
+) -> NDArray[np.float32]:
+    """Exact distances with usearch's definitions: cos = 1 - cos, ip = 1 - dot, l2sq."""
+    dots = queries @ vectors.T
+    if metric == "ip":
+        return 1.0 - dots
+    if metric == "cos":
+        qn = np.linalg.norm(queries, axis=1) if q_norms is None else q_norms
+        vn = np.linalg.norm(vectors, axis=1) if v_norms is None else v_norms
+        return np.maximum(1.0 - dots / np.maximum(qn[:, None] * vn[None, :], 1e-30), 0.0)
+    qn2 = np.einsum("ij,ij->i", queries, queries)
+    vn2 = np.einsum("ij,ij->i", vectors, vectors) if v_norms is None else v_norms**2
+    return np.maximum(qn2[:, None] + vn2[None, :] - 2.0 * dots, 0.0)
+
+
+def exact_topk(
+    queries: NDArray[np.float32],
+    vectors: NDArray[np.float32],
+    k: int,
+    *,
+    metric: str,
+    norms: NDArray[np.float32] | None = None,
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+    """Brute-force top-k: row positions (q, k) and distances, padded with -1 / inf."""
+    nq, n = queries.shape[0], vectors.shape[0]
+    best_pos = np.full((nq, k), -1, dtype=np.int64)
+    best_d = np.full((nq, k), np.inf, dtype=np.float32)
+    if n == 0:
+        return best_pos, best_d
+    block = max(1024, _BLOCK_CELLS // max(nq, 1))
+    for start in range(0, n, block):
+        stop = min(start + block, n)
+        d = distances(
+            queries, np.asarray(vectors[start:stop]), metric=metric,
+            v_norms=None if norms is None else norms[start:stop],
+        ).astype(np.float32, copy=False)
+        kk = min(k, stop - start)
+        part = np.argpartition(d, kk - 1, axis=1)[:, :kk] if kk < d.shape[1] else np.broadcast_to(
+            np.arange(d.shape[1]), (nq, d.shape[1])
+        )
+        cand_d = np.take_along_axis(d, part, axis=1)
+        all_pos = np.concatenate([best_pos, part + start], axis=1)
+        all_d = np.concatenate([best_d, cand_d], axis=1)
+        order = np.argsort(all_d, axis=1, kind="stable")[:, :k]
+        best_pos = np.take_along_axis(all_pos, order, axis=1)
+        best_d = np.take_along_axis(all_d, order, axis=1)
+    best_pos[~np.isfinite(best_d)] = -1
+    return best_pos, best_d
+
+
+def merge_topk(
+    parts: list[tuple[NDArray[np.uint64], NDArray[np.float32]]], k: int, nq: int
+) -> tuple[NDArray[np.uint64], NDArray[np.float32]]:
+    """Merge per-segment (keys, distances) with inf marking empty slots into a global top-k."""
+    if not parts:
+        return np.zeros((nq, 0), dtype=np.uint64), np.zeros((nq, 0), dtype=np.float32)
+    keys = np.concatenate([p[0] for p in parts], axis=1)
+    dist = np.concatenate([p[1] for p in parts], axis=1)
+    kk = min(k, dist.shape[1])
+    order = np.argsort(dist, axis=1, kind="stable")[:, :kk]
+    return np.take_along_axis(keys, order, axis=1), np.take_along_axis(dist, order, axis=1)
+
+
+def segment_exact(
+    seg: LoadedSegment,
+    queries: NDArray[np.float32],
+    k: int,
+    *,
+    metric: str,
+    rows: NDArray[np.int64] | None = None,
+) -> tuple[NDArray[np.uint64], NDArray[np.float32]]:
+    """Exact top-k over the live rows of `seg` (or the given live `rows`)."""
+    if rows is None:
+        mask = seg.live_mask()
+        rows = None if mask.all() else np.flatnonzero(mask)
+    keys_all = seg.keys
+    if rows is None:
+        vecs, norms, keys = seg.vectors, seg.norms() if metric != "ip" else None, keys_all
+    else:
+        vecs = np.asarray(seg.vectors[rows])
+        norms = seg.norms()[rows] if metric != "ip" else None
+        keys = keys_all[rows]
+    pos, d = exact_topk(queries, vecs, k, metric=metric, norms=norms)
+    out_keys = np.where(pos >= 0, keys[np.maximum(pos, 0)], 0).astype(np.uint64)
+    return out_keys, d
+
+
+def segment_ann(
+    seg: LoadedSegment,
+    queries: NDArray[np.float32],
+    k: int,
+    *,
+    metric: str,
+    allowed: NDArray[np.uint64] | None = None,
+    n_allowed: int | None = None,
+) -> tuple[NDArray[np.uint64], NDArray[np.float32]]:
+    """HNSW top-k in one segment, skipping tombstones and keys outside `allowed`.
+
+    The candidate pool grows (x4) until every query has `k` admissible hits or the pool covers
+    the segment; queries still short fall back to exact search over admissible rows.
+    """
+    rows = seg.entry.rows
+    target = min(k, n_allowed if n_allowed is not None else seg.entry.live)
+    if allowed is not None and n_allowed:
+        count = int(np.ceil(k * rows / n_allowed * 1.25)) + 8
+    else:
+        count = k + seg.entry.deleted
+    count = min(max(count, k), rows)
+    while True:
+        m = seg.index.search(queries, count)
+        keys = np.asarray(m.keys, dtype=np.uint64).reshape(len(queries), -1)
+        dist = np.asarray(m.distances, dtype=np.float32).reshape(len(queries), -1)
+        counts = np.asarray(m.counts).reshape(-1)
+        valid = np.arange(keys.shape[1])[None, :] < counts[:, None]
+        if seg.tombstones.size:
+            valid &= ~_isin_sorted(keys, seg.tombstones)
+        if allowed is not None:
+            valid &= _isin_sorted(keys, allowed)
+        short = valid.sum(axis=1) < target
+        if not short.any() or count >= rows:
+            break
+        count = min(count * 4, rows)
+    dist = np.where(valid, dist, np.inf).astype(np.float32)
+    keys, dist = merge_topk([(keys, dist)], k, len(queries))
+    if short.any():
+        live = seg.live_mask()
+        if allowed is not None:
+            live &= _isin_sorted(seg.keys, allowed)
+        ek, ed = segment_exact(seg, queries[short], k, metric=metric, rows=np.flatnonzero(live))
+        keys[short], dist[short] = ek[:, : keys.shape[1]], ed[:, : keys.shape[1]]
+    if keys.shape[1] < k:
+        pad = k - keys.shape[1]
+        keys = np.pad(keys, ((0, 0), (0, pad)))
+        dist = np.pad(dist, ((0, 0), (0, pad)), constant_values=np.inf)
+    return keys, dist

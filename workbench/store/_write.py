@@ -1,0 +1,314 @@
+"""Write operations of :class:`~workbench.store.Store`: add, upsert, delete, compact."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from .._validation import (
+    check_column,
+    check_frame,
+    check_ids,
+    check_texts,
+    check_unique,
+    check_vectors,
+)
+from ..embed import Embedder, Fingerprint
+from ..errors import (
+    DuplicateIdError,
+    InvalidInputError,
+    ModelMismatchError,
+    UnknownIdError,
+)
+from .manifest import SEGMENTS_DIR
+from .segment import write_segment
+
+if TYPE_CHECKING:
+    from .store import Store
+
+RESERVED = ("key", "query", "distance", "_seg", "_row")
+
+
+def _fingerprint_of(model: Any) -> Fingerprint | None:
+    if model is None or isinstance(model, Fingerprint):
+        return model
+    if isinstance(model, str):
+        return Fingerprint(name=model, version="", dim=0, weights_hash="", kind="external")
+    if isinstance(model, Embedder):
+        return model.fingerprint
+    raise InvalidInputError(
+        f"model: expected an Embedder, a Fingerprint or a model name, got {type(model).__name__}"
+    )
+
+
+def _same(a: Fingerprint, b: Fingerprint) -> bool:
+    if a.kind == "external" or b.kind == "external":
+        return a.name == b.name
+    return a.same_model(b)
+
+
+class WriteMixin:
+    """add / upsert / delete / compact; each call is one atomic commit."""
+
+    def add(
+        self: Store,
+        data: Any,
+        *,
+        vectors: Any = None,
+        text: str | None = None,
+        id: str = "id",  # noqa: A002 - the documented argument name
+        model: Any = None,
+        progress: bool = True,
+    ) -> NDArray[np.uint64]:
+        """Add new rows in one atomic commit.
+
+        Parameters
+        ----------
+        data : polars.DataFrame, pandas.DataFrame, dict of columns or list of dicts
+            Metadata, one row per vector. Column `id` holds unique ids; if the default ``"id"``
+            column is absent, ids are generated from the keys.
+        vectors : array-like (n, dim) or str, optional
+            The vectors, or the name of a list/array column of `data` holding them.
+        text : str, optional
+            Name of a text column to embed with the store's embedder (cached).
+        id : str
+            Name of the id column.
+        model : Embedder, Fingerprint or str, optional
+            The model that made `vectors`; must match the store's.
+        progress : bool
+            Show progress bars for embedding and indexing.
+
+        Returns
+        -------
+        numpy.ndarray
+            The uint64 keys given to the new rows.
+
+        Raises
+        ------
+        InvalidInputError
+            Bad vectors (dimension, NaN/inf, count), missing columns, reserved column names.
+        DuplicateIdError
+            Ids repeat in the batch or already exist (use :meth:`upsert`).
+        ModelMismatchError
+            `model` differs from the store's model.
+        """
+        return self._write(data, vectors=vectors, text=text, id=id, model=model,
+                           progress=progress, replace_existing=False)
+
+    def upsert(
+        self: Store,
+        data: Any,
+        *,
+        vectors: Any = None,
+        text: str | None = None,
+        id: str = "id",  # noqa: A002
+        model: Any = None,
+        progress: bool = True,
+    ) -> NDArray[np.uint64]:
+        """Insert rows, replacing vector and metadata of ids already present (one commit).
+
+        Takes the same arguments as :meth:`add`; the id column is required.
+        """
+        return self._write(data, vectors=vectors, text=text, id=id, model=model,
+                           progress=progress, replace_existing=True)
+
+    def delete(self: Store, ids: Any) -> int:
+        """Delete rows by id in one commit.
+
+        Raises
+        ------
+        UnknownIdError
+            Some ids are not in the store (nothing is deleted).
+        """
+        self._check_writable()
+        wanted = check_ids(ids, name="ids")
+        rows = self._live.filter(pl.col("id").is_in(pl.Series(wanted, dtype=pl.Utf8)))
+        if rows.height != len(wanted):
+            missing = sorted(set(wanted) - set(rows.get_column("id").to_list()))
+            raise UnknownIdError(
+                f"ids: expected ids present in the store, {len(missing)} are not: "
+                + ", ".join(repr(m) for m in missing[:5])
+            )
+        with self.transaction():
+            self._stage_tombstones(rows.get_column("key").to_numpy())
+        return rows.height
+
+    def compact(self: Store, *, progress: bool = True) -> None:
+        """Merge all segments into one and purge deleted rows (one commit).
+
+        usearch never frees removed nodes, so compaction is how deletions give back space.
+        """
+        self._check_writable()
+        segs = self._manifest.segments
+        if len(segs) <= 1 and all(s.deleted == 0 for s in segs):
+            return
+        with self.transaction():
+            live = self._live
+            if live.height == 0:
+                self._manifest = replace(self._manifest, segments=())
+                self._rebuild()
+                return
+            vecs = self._gather(live)
+            meta = live.drop("_seg", "_row")
+            keys = meta.get_column("key").to_numpy()
+            entry = write_segment(
+                self.path / SEGMENTS_DIR, keys, vecs, meta, metric=self.metric,
+                dtype=self.dtype, params=self._manifest.index_params, progress=progress,
+            )
+            self._manifest = replace(self._manifest, segments=())
+            self._stage_segment(entry)
+            self._rebuild()
+
+    # ------------------------------------------------------------------ helpers
+    def _write(
+        self: Store, data: Any, *, vectors: Any, text: str | None, id: str,  # noqa: A002
+        model: Any, progress: bool, replace_existing: bool,
+    ) -> NDArray[np.uint64]:
+        self._check_writable()
+        df = check_frame(data)
+        for col in df.columns:
+            if col in RESERVED:
+                raise InvalidInputError(
+                    f"data: column {col!r} is reserved by the store; rename it"
+                )
+        if id in df.columns:
+            ids_series = df.get_column(id)
+            if ids_series.null_count():
+                raise InvalidInputError(f"id: expected no null ids in column {id!r}")
+            ids = ids_series.cast(pl.Utf8).to_list()
+            df = df.drop(id)
+        elif id == "id" and not replace_existing:
+            ids = None
+        else:
+            check_column(df, id, name="id")
+            raise AssertionError("unreachable")
+        if ids is not None:
+            check_unique(ids, name="id")
+        vecs, df = self._resolve_vectors(df, vectors=vectors, text=text, model=model,
+                                         progress=progress)
+        existing = (
+            self._live.filter(pl.col("id").is_in(pl.Series(ids, dtype=pl.Utf8)))
+            if ids is not None else self._live.head(0)
+        )
+        if existing.height and not replace_existing:
+            shown = ", ".join(repr(i) for i in existing.get_column("id").to_list()[:5])
+            raise DuplicateIdError(
+                f"id: expected new ids, {existing.height} already in the store ({shown}); "
+                "use upsert() to replace them"
+            )
+        n = df.height
+        start = self._manifest.next_key
+        keys = np.arange(start, start + n, dtype=np.uint64)
+        if ids is None:
+            ids = [str(k) for k in keys]
+        meta = pl.concat(
+            [pl.DataFrame({"key": keys, "id": pl.Series(ids, dtype=pl.Utf8)}), df],
+            how="horizontal",
+        )
+        meta = self._align_schema(meta)
+
+        with self.transaction():
+            if existing.height:
+                self._stage_tombstones(existing.get_column("key").to_numpy())
+            entry = write_segment(
+                self.path / SEGMENTS_DIR, keys, vecs, meta, metric=self.metric,
+                dtype=self.dtype, params=self._manifest.index_params, progress=progress,
+            )
+            self._manifest = replace(self._manifest, next_key=start + n)
+            self._stage_segment(entry)
+            self._rebuild()
+        return keys
+
+    def _resolve_vectors(
+        self: Store, df: pl.DataFrame, *, vectors: Any, text: str | None, model: Any,
+        progress: bool,
+    ) -> tuple[NDArray[np.float32], pl.DataFrame]:
+        if vectors is not None and text is not None:
+            raise InvalidInputError("vectors, text: give one of them, not both")
+        fp = _fingerprint_of(model)
+        store_fp = self.model
+        if fp is not None and (store_fp is None or not _same(fp, store_fp)):
+            raise ModelMismatchError(
+                f"model: the store holds vectors of "
+                f"{'no recorded model' if store_fp is None else store_fp.describe()}, "
+                f"got vectors of {fp.describe()}"
+            )
+        if text is not None:
+            if self._embedder is None:
+                raise InvalidInputError(
+                    "text: this store has no embedder; create it with embedder=..., open it with "
+                    "embedder=..., or pass vectors="
+                )
+            texts = check_column(df, text, name="text")
+            if texts.dtype != pl.Utf8 or texts.null_count():
+                raise InvalidInputError(
+                    f"text: expected column {text!r} to hold non-null strings, got "
+                    f"{texts.dtype} with {texts.null_count()} null(s)"
+                )
+            vecs = self._embedder.embed(check_texts(texts), progress=progress)
+            vecs = check_vectors(vecs, dim=self.dim, name="embeddings")
+        elif vectors is None:
+            raise InvalidInputError(
+                "vectors: expected an array (n, dim) or a column name, or text= naming a text "
+                "column to embed"
+            )
+        else:
+            if isinstance(vectors, str):
+                col = check_column(df, vectors, name="vectors")
+                try:
+                    arr = np.asarray(col.to_list(), dtype=np.float32)
+                except (TypeError, ValueError) as exc:
+                    raise InvalidInputError(
+                        f"vectors: column {vectors!r} must hold equal-length numeric lists"
+                    ) from exc
+                df = df.drop(vectors)
+                vectors = arr
+            vecs = check_vectors(vectors, dim=self.dim, name="vectors")
+        if vecs.shape[0] != df.height:
+            raise InvalidInputError(
+                f"vectors: expected {df.height} rows (one per row of data), got {vecs.shape[0]}"
+            )
+        if self.metric == "cos":
+            zero = ~vecs.any(axis=1)
+            if zero.any():
+                raise InvalidInputError(
+                    f"vectors: cosine is undefined for zero vectors; row {int(np.argmax(zero))} "
+                    "is all zeros"
+                )
+        return vecs, df
+
+    def _align_schema(self: Store, meta: pl.DataFrame) -> pl.DataFrame:
+        """Cast new columns to the dtypes the store already uses, or fail naming the column."""
+        schema = self._live.schema
+        casts = []
+        for name, dtype in meta.schema.items():
+            have = schema.get(name)
+            if have is None or have == dtype or name in ("key", "id"):
+                continue
+            if dtype == pl.Null:
+                casts.append(pl.col(name).cast(have))
+                continue
+            try:
+                meta.select(pl.col(name).cast(have, strict=True))
+            except Exception as exc:  # polars raises InvalidOperationError and others
+                raise InvalidInputError(
+                    f"data: column {name!r} holds {dtype}, but the store's column is {have}"
+                ) from exc
+            casts.append(pl.col(name).cast(have))
+        return meta.with_columns(casts) if casts else meta
+
+    def _gather(self: Store, rows: pl.DataFrame) -> NDArray[np.float32]:
+        """Full-precision vectors of `rows` (a frame with _seg and _row), in row order."""
+        out = np.empty((rows.height, self.dim), dtype=np.float32)
+        seg_ord = rows.get_column("_seg").to_numpy()
+        row_ix = rows.get_column("_row").to_numpy().astype(np.int64)
+        entries = self._manifest.segments
+        for s in np.unique(seg_ord):
+            mask = seg_ord == s
+            seg = self._segs[entries[int(s)].id]
+            out[mask] = seg.vectors[row_ix[mask]]
+        return out

@@ -1,0 +1,201 @@
+"""The store manifest: a small JSON file naming the live segments of one generation.
+
+A generation is committed by atomically renaming ``manifest-<generation>.json`` into place; the
+newest manifest that exists is the current generation. Each manifest carries a CRC-32 of its own
+body, and names every file it depends on with its size and CRC-32.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import CorruptStoreError, NotAStoreError
+from ._atomic import crc32_bytes, crc32_file, write_bytes_atomic
+
+FORMAT = "workbench-store"
+FORMAT_VERSION = 1
+MANIFEST_RE = re.compile(r"^manifest-(\d{8})\.json$")
+SEGMENTS_DIR = "segments"
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file of a segment: its name (relative to ``segments/``), size and CRC-32."""
+
+    name: str
+    size: int
+    crc32: str
+
+    @classmethod
+    def of(cls, path: Path) -> FileEntry:
+        return cls(name=path.name, size=path.stat().st_size, crc32=crc32_file(path))
+
+
+@dataclass(frozen=True)
+class SegmentEntry:
+    """An immutable segment: index, vectors and metadata, plus its current tombstones."""
+
+    id: str
+    rows: int
+    index: FileEntry
+    vectors: FileEntry
+    meta: FileEntry
+    tombstones: FileEntry | None = None
+    deleted: int = 0
+
+    @property
+    def live(self) -> int:
+        return self.rows - self.deleted
+
+    def files(self) -> list[FileEntry]:
+        out = [self.index, self.vectors, self.meta]
+        if self.tombstones is not None:
+            out.append(self.tombstones)
+        return out
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """One generation of a store."""
+
+    generation: int
+    dim: int
+    metric: str
+    dtype: str
+    model: dict[str, Any] | None
+    index_params: dict[str, int]
+    next_key: int = 0
+    segments: tuple[SegmentEntry, ...] = field(default_factory=tuple)
+
+    def body(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["segments"] = [asdict(s) for s in self.segments]
+        return {"format": FORMAT, "version": FORMAT_VERSION, **d}
+
+    def to_bytes(self) -> bytes:
+        body = self.body()
+        canon = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        return json.dumps({**body, "checksum": crc32_bytes(canon)}, indent=1).encode()
+
+    def next(self, **changes: Any) -> Manifest:
+        return replace(self, generation=self.generation + 1, **changes)
+
+    @property
+    def rows(self) -> int:
+        return sum(s.live for s in self.segments)
+
+    def referenced(self) -> set[str]:
+        return {f.name for s in self.segments for f in s.files()}
+
+
+def manifest_path(root: Path, generation: int) -> Path:
+    return root / f"manifest-{generation:08d}.json"
+
+
+def list_generations(root: Path) -> list[int]:
+    """Generations with a manifest in `root`, newest first."""
+    if not root.is_dir():
+        return []
+    gens = [int(m.group(1)) for p in root.iterdir() if (m := MANIFEST_RE.match(p.name))]
+    return sorted(gens, reverse=True)
+
+
+def _file_entry(d: Any) -> FileEntry:
+    return FileEntry(name=str(d["name"]), size=int(d["size"]), crc32=str(d["crc32"]))
+
+
+def read_manifest(path: Path) -> Manifest:
+    """Parse and verify one manifest file, raising :class:`CorruptStoreError` naming it."""
+    try:
+        raw = path.read_bytes()
+        data = json.loads(raw)
+        checksum = data.pop("checksum")
+        canon = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as exc:
+        raise CorruptStoreError(
+            f"manifest {path} is unreadable or truncated ({exc}); "
+            "open an earlier generation with Store.open(path, generation=...)",
+            path=path,
+        ) from exc
+    if crc32_bytes(canon) != checksum:
+        raise CorruptStoreError(
+            f"manifest {path} fails its checksum (altered or partially written); "
+            "open an earlier generation with Store.open(path, generation=...)",
+            path=path,
+        )
+    if data.get("format") != FORMAT or data.get("version") != FORMAT_VERSION:
+        raise CorruptStoreError(
+            f"manifest {path}: expected format {FORMAT} v{FORMAT_VERSION}, "
+            f"got {data.get('format')} v{data.get('version')}",
+            path=path,
+        )
+    try:
+        segments = tuple(
+            SegmentEntry(
+                id=str(s["id"]),
+                rows=int(s["rows"]),
+                index=_file_entry(s["index"]),
+                vectors=_file_entry(s["vectors"]),
+                meta=_file_entry(s["meta"]),
+                tombstones=_file_entry(s["tombstones"]) if s.get("tombstones") else None,
+                deleted=int(s.get("deleted", 0)),
+            )
+            for s in data["segments"]
+        )
+        return Manifest(
+            generation=int(data["generation"]),
+            dim=int(data["dim"]),
+            metric=str(data["metric"]),
+            dtype=str(data["dtype"]),
+            model=data["model"],
+            index_params={k: int(v) for k, v in data["index_params"].items()},
+            next_key=int(data["next_key"]),
+            segments=segments,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptStoreError(f"manifest {path}: missing or invalid field ({exc})", path=path)
+
+
+def write_manifest(root: Path, manifest: Manifest) -> Path:
+    """Commit `manifest`: the rename of its file is the commit point."""
+    path = manifest_path(root, manifest.generation)
+    write_bytes_atomic(path, manifest.to_bytes())
+    return path
+
+
+def verify_files(root: Path, manifest: Manifest, *, checksums: bool) -> None:
+    """Check that every file of `manifest` exists with its recorded size (and CRC-32)."""
+    seg_dir = root / SEGMENTS_DIR
+    for seg in manifest.segments:
+        for f in seg.files():
+            p = seg_dir / f.name
+            try:
+                size = p.stat().st_size
+            except FileNotFoundError as exc:
+                raise CorruptStoreError(
+                    f"file {p} named by generation {manifest.generation} is missing", path=p
+                ) from exc
+            if size != f.size:
+                raise CorruptStoreError(
+                    f"file {p} is {size} bytes, expected {f.size} (truncated or overwritten)",
+                    path=p,
+                )
+            if checksums and crc32_file(p) != f.crc32:
+                raise CorruptStoreError(
+                    f"file {p} fails its CRC-32 check (expected {f.crc32}): the file was altered",
+                    path=p,
+                )
+
+
+def require_store(root: Path) -> list[int]:
+    gens = list_generations(root)
+    if not gens:
+        raise NotAStoreError(
+            f"path: expected a workbench store (a folder with manifest-*.json), got {root}"
+            + ("" if root.exists() else " which does not exist")
+        )
+    return gens

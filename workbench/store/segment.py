@@ -1,0 +1,195 @@
+"""Segments: an immutable usearch index, full-precision vectors and Parquet metadata.
+
+A segment is written once (temporary names, fsync, rename) and never modified; deletions are
+recorded as a separate tombstone file named by the manifest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+from usearch.index import Index
+
+from ..errors import CorruptStoreError
+from ._atomic import fsync_dir, write_atomic
+from .manifest import FileEntry, SegmentEntry
+
+# usearch spawns its own threads per call; chunks this large keep both cores busy while letting
+# the progress bar move on big batches.
+ADD_CHUNK = 16_384
+
+
+def new_segment_id() -> str:
+    return f"seg-{uuid.uuid4().hex[:16]}"
+
+
+def make_index(dim: int, *, metric: str, dtype: str, params: dict[str, int]) -> Index:
+    return Index(
+        ndim=dim,
+        metric=metric,
+        dtype=dtype,
+        connectivity=params["connectivity"],
+        expansion_add=params["expansion_add"],
+        expansion_search=params["expansion_search"],
+    )
+
+
+def build_index(
+    keys: NDArray[np.uint64],
+    vectors: NDArray[np.float32],
+    *,
+    metric: str,
+    dtype: str,
+    params: dict[str, int],
+    progress: bool = True,
+) -> Index:
+    """Build a usearch HNSW index over `vectors` with `keys`."""
+    index = make_index(vectors.shape[1], metric=metric, dtype=dtype, params=params)
+    n = len(keys)
+    if n <= ADD_CHUNK:
+        index.add(keys, vectors)
+        return index
+    index.reserve(n)
+    with tqdm(total=n, desc="indexing", unit="vec", disable=not progress) as bar:
+        for start in range(0, n, ADD_CHUNK):
+            stop = min(start + ADD_CHUNK, n)
+            index.add(keys[start:stop], vectors[start:stop])
+            bar.update(stop - start)
+    return index
+
+
+def write_segment(
+    seg_dir: Path,
+    keys: NDArray[np.uint64],
+    vectors: NDArray[np.float32],
+    meta: pl.DataFrame,
+    *,
+    metric: str,
+    dtype: str,
+    params: dict[str, int],
+    progress: bool = True,
+    index: Index | None = None,
+) -> SegmentEntry:
+    """Write a new segment durably and return its manifest entry."""
+    seg_id = new_segment_id()
+    if index is None:
+        index = build_index(keys, vectors, metric=metric, dtype=dtype, params=params,
+                            progress=progress)
+    paths = {
+        "index": seg_dir / f"{seg_id}.index.usearch",
+        "vectors": seg_dir / f"{seg_id}.vectors.npy",
+        "meta": seg_dir / f"{seg_id}.meta.parquet",
+    }
+    written: list[Path] = []
+    try:
+        write_atomic(paths["index"], lambda p: index.save(str(p)))
+        written.append(paths["index"])
+        write_atomic(paths["vectors"], lambda p: _save_npy(p, vectors))
+        written.append(paths["vectors"])
+        write_atomic(paths["meta"], lambda p: meta.write_parquet(p, statistics=True))
+        written.append(paths["meta"])
+    except BaseException:
+        for p in written:
+            p.unlink(missing_ok=True)
+        raise
+    fsync_dir(seg_dir)
+    return SegmentEntry(
+        id=seg_id,
+        rows=len(keys),
+        index=FileEntry.of(paths["index"]),
+        vectors=FileEntry.of(paths["vectors"]),
+        meta=FileEntry.of(paths["meta"]),
+    )
+
+
+def write_tombstones(seg_dir: Path, seg_id: str, keys: NDArray[np.uint64]) -> FileEntry:
+    path = seg_dir / f"{seg_id}.tomb-{uuid.uuid4().hex[:8]}.npy"
+    write_atomic(path, lambda p: _save_npy(p, np.sort(keys.astype(np.uint64))))
+    return FileEntry.of(path)
+
+
+def _save_npy(path: Path, arr: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        np.save(f, arr, allow_pickle=False)
+
+
+@dataclass
+class LoadedSegment:
+    """A segment opened for reading: the index is memory-mapped (usearch ``view``)."""
+
+    entry: SegmentEntry
+    index: Index
+    vectors: NDArray[np.float32]
+    meta: pl.DataFrame
+    tombstones: NDArray[np.uint64]
+    _norms: NDArray[np.float32] | None = field(default=None, repr=False)
+
+    @property
+    def keys(self) -> NDArray[np.uint64]:
+        return self.meta.get_column("key").to_numpy()
+
+    def norms(self) -> NDArray[np.float32]:
+        if self._norms is None:
+            self._norms = np.linalg.norm(self.vectors, axis=1).astype(np.float32)
+        return self._norms
+
+    def live_mask(self) -> NDArray[np.bool_]:
+        if self.tombstones.size == 0:
+            return np.ones(self.entry.rows, dtype=bool)
+        return ~np.isin(self.keys, self.tombstones)
+
+
+def load_segment(
+    seg_dir: Path, entry: SegmentEntry, *, dim: int, metric: str, dtype: str,
+    params: dict[str, int],
+) -> LoadedSegment:
+    """Open a segment's files; every failure is a :class:`CorruptStoreError` naming the file."""
+    p_index = seg_dir / entry.index.name
+    p_vec = seg_dir / entry.vectors.name
+    p_meta = seg_dir / entry.meta.name
+    try:
+        vectors = np.load(p_vec, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise CorruptStoreError(f"vectors file {p_vec} is unreadable: {exc}", path=p_vec) from exc
+    if vectors.shape != (entry.rows, dim) or vectors.dtype != np.float32:
+        raise CorruptStoreError(
+            f"vectors file {p_vec}: expected float32 ({entry.rows}, {dim}), "
+            f"got {vectors.dtype} {vectors.shape}",
+            path=p_vec,
+        )
+    try:
+        meta = pl.read_parquet(p_meta)
+    except Exception as exc:  # polars raises ComputeError/OSError for damaged files
+        raise CorruptStoreError(f"metadata file {p_meta} is unreadable: {exc}", path=p_meta) from exc
+    if meta.height != entry.rows or "key" not in meta.columns or "id" not in meta.columns:
+        raise CorruptStoreError(
+            f"metadata file {p_meta}: expected {entry.rows} rows with key and id columns",
+            path=p_meta,
+        )
+    index = make_index(dim, metric=metric, dtype=dtype, params=params)
+    try:
+        index.view(str(p_index))
+    except Exception as exc:  # usearch raises RuntimeError/ValueError
+        raise CorruptStoreError(f"index file {p_index} is unreadable: {exc}", path=p_index) from exc
+    if len(index) != entry.rows:
+        raise CorruptStoreError(
+            f"index file {p_index}: expected {entry.rows} vectors, holds {len(index)}",
+            path=p_index,
+        )
+    index.expansion_search = params["expansion_search"]
+    tomb = np.empty(0, dtype=np.uint64)
+    if entry.tombstones is not None:
+        p_tomb = seg_dir / entry.tombstones.name
+        try:
+            tomb = np.load(p_tomb, allow_pickle=False).astype(np.uint64)
+        except (OSError, ValueError) as exc:
+            raise CorruptStoreError(
+                f"tombstone file {p_tomb} is unreadable: {exc}", path=p_tomb
+            ) from exc
+    return LoadedSegment(entry=entry, index=index, vectors=vectors, meta=meta, tombstones=tomb)
