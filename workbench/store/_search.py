@@ -112,6 +112,22 @@ def segment_exact(
     return out_keys, d
 
 
+def _ann(
+    seg: LoadedSegment, queries: NDArray[np.float32], count: int
+) -> tuple[NDArray[np.uint64], NDArray[np.float32], NDArray[np.int64]]:
+    """usearch search returning (keys, distances) of shape (q, count) and valid counts."""
+    m = seg.index.search(queries, count)
+    if hasattr(m, "counts"):
+        return (np.asarray(m.keys, dtype=np.uint64), np.asarray(m.distances, dtype=np.float32),
+                np.asarray(m.counts, dtype=np.int64))
+    # a single query comes back as Matches holding only the found entries
+    found = len(m.keys)
+    keys = np.zeros((1, count), dtype=np.uint64)
+    dist = np.full((1, count), np.inf, dtype=np.float32)
+    keys[0, :found], dist[0, :found] = m.keys, m.distances
+    return keys, dist, np.array([found])
+
+
 def segment_ann(
     seg: LoadedSegment,
     queries: NDArray[np.float32],
@@ -134,10 +150,7 @@ def segment_ann(
         count = k + seg.entry.deleted
     count = min(max(count, k), rows)
     while True:
-        m = seg.index.search(queries, count)
-        keys = np.asarray(m.keys, dtype=np.uint64).reshape(len(queries), -1)
-        dist = np.asarray(m.distances, dtype=np.float32).reshape(len(queries), -1)
-        counts = np.asarray(m.counts).reshape(-1)
+        keys, dist, counts = _ann(seg, queries, count)
         valid = np.arange(keys.shape[1])[None, :] < counts[:, None]
         if seg.tombstones.size:
             valid &= ~_isin_sorted(keys, seg.tombstones)

@@ -126,7 +126,7 @@ class WriteMixin:
         """
         self._check_writable()
         wanted = check_ids(ids, name="ids")
-        rows = self._live.filter(pl.col("id").is_in(pl.Series(wanted, dtype=pl.Utf8)))
+        rows = self._live.filter(pl.col("id").is_in(pl.Series(wanted, dtype=pl.Utf8).implode()))
         if rows.height != len(wanted):
             missing = sorted(set(wanted) - set(rows.get_column("id").to_list()))
             raise UnknownIdError(
@@ -191,7 +191,7 @@ class WriteMixin:
         vecs, df = self._resolve_vectors(df, vectors=vectors, text=text, model=model,
                                          progress=progress)
         existing = (
-            self._live.filter(pl.col("id").is_in(pl.Series(ids, dtype=pl.Utf8)))
+            self._live.filter(pl.col("id").is_in(pl.Series(ids, dtype=pl.Utf8).implode()))
             if ids is not None else self._live.head(0)
         )
         if existing.height and not replace_existing:

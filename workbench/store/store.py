@@ -397,7 +397,7 @@ class Store(ReadMixin, WriteMixin):
                 pl.int_range(seg.meta.height, dtype=pl.UInt32).alias("_row"),
             )
             if seg.tombstones.size:
-                f = f.filter(~pl.col("key").is_in(pl.Series(seg.tombstones)))
+                f = f.filter(~pl.col("key").is_in(pl.Series(seg.tombstones).implode()))
             frames.append(f)
         if frames:
             live = pl.concat(frames, how="diagonal_relaxed").sort("key")
@@ -499,7 +499,7 @@ class Store(ReadMixin, WriteMixin):
         """Mark live `keys` deleted (one new tombstone file per touched segment)."""
         if keys.size == 0:
             return
-        rows = self._live.filter(pl.col("key").is_in(pl.Series(keys, dtype=pl.UInt64)))
+        rows = self._live.filter(pl.col("key").is_in(pl.Series(keys, dtype=pl.UInt64).implode()))
         seg_dir = self.path / SEGMENTS_DIR
         entries = list(self._manifest.segments)
         drop: set[str] = set()
