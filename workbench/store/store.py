@@ -29,7 +29,7 @@ from ..errors import (
 )
 from ._lock import WriterLock
 from ._read import ReadMixin
-from ._write import WriteMixin, _fingerprint_of
+from ._write import WriteMixin, _fingerprint_of, _same
 from .manifest import (
     SEGMENTS_DIR,
     Manifest,
@@ -200,13 +200,12 @@ class Store(ReadMixin, WriteMixin):
             manifest = cls._read_snapshot(root, gens, generation, verify=verify)
             fp = Fingerprint.from_dict(manifest.model) if manifest.model else None
             if embedder is not None:
-                if fp is None or fp.kind == "external":
-                    if embedder.dim != manifest.dim:
-                        raise DimensionMismatchError(
-                            f"embedder: expected dimension {manifest.dim} (the store's), got "
-                            f"{embedder.dim} from {embedder.fingerprint.describe()}"
-                        )
-                elif not fp.same_model(embedder.fingerprint):
+                if embedder.dim != manifest.dim:
+                    raise DimensionMismatchError(
+                        f"embedder: expected dimension {manifest.dim} (the store's), got "
+                        f"{embedder.dim} from {embedder.fingerprint.describe()}"
+                    )
+                if fp is not None and not _same(fp, embedder.fingerprint):
                     raise ModelMismatchError(
                         f"embedder: the store holds vectors of {fp.describe()}, "
                         f"got {embedder.fingerprint.describe()}"
