@@ -21,13 +21,13 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: setup
-	$(PY) -m workbench.cli demo
+	WORKBENCH_CACHE_DIR=$${WORKBENCH_CACHE_DIR:-data/cache} $(PY) -m workbench.cli demo
 
+PYTEST_ARGS ?= -q
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lab: setup
-	$(PY) -m pip install --quiet jupyterlab
 	$(VENV)/bin/jupyter lab notebooks/
 
 bench: setup

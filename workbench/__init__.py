@@ -8,10 +8,10 @@ Examples
 
 from __future__ import annotations
 
-from . import embed, errors
+from . import datasets, embed, errors
 from .embed import Fingerprint
 from .store import Store
 
 __version__ = "0.1.0"
 
-__all__ = ["Fingerprint", "Store", "__version__", "embed", "errors"]
+__all__ = ["Fingerprint", "Store", "__version__", "datasets", "embed", "errors"]

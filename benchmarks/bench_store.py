@@ -1,0 +1,409 @@
+"""Store vs raw usearch, side by side: ingest, search, open time and bytes on disk.
+
+Data are clustered (gaussian blobs around random unit centres, normalised), seeded, with queries
+drawn the same way but not from the base. Ground truth is exact cosine top-k by blocked numpy
+matmul. Raw usearch and the store use the same HNSW parameters (connectivity, expansion_add,
+expansion_search) and the same thread count (usearch's default: all cores).
+
+Ratios are *store cost / baseline cost*: 1.00x is equal, above 1 the store is slower or bigger.
+For search rows the cost is the time per query (inverse QPS).
+
+Examples
+--------
+    python benchmarks/bench_store.py --quick
+    python benchmarks/bench_store.py --dtypes f32,f16 --batches 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import polars as pl
+import usearch
+from numpy.typing import NDArray
+from usearch.index import Index
+
+import workbench as wb
+
+T = TypeVar("T")
+
+K = 10
+METRIC = "cos"
+CONNECTIVITY = 16
+EXPANSION_ADD = 128
+INGEST_GOAL = 0.15
+SEARCH_GOAL = 0.10
+DTYPES = ("f32", "f16", "bf16", "i8")
+
+
+# ---------------------------------------------------------------------------- compatibility
+def usearch_shim() -> str | None:
+    """Make ``Index.reserve`` a no-op where usearch lacks it; return a note when applied.
+
+    ``workbench.store.segment.build_index`` calls ``index.reserve(n)`` for batches above
+    ``ADD_CHUNK`` rows, but usearch 2.26's Python ``Index`` has no ``reserve`` (``add`` grows
+    the capacity itself), so ``store.add`` of more than 16,384 rows raises AttributeError.
+    The no-op does what raw ``Index.add`` does, so the comparison stays fair.
+    """
+    if hasattr(Index, "reserve"):
+        return None
+    Index.reserve = lambda self, n: None  # type: ignore[attr-defined]
+    return (
+        f"NOTE: usearch {usearch.__version__} Index has no reserve(); the benchmark made it a "
+        "no-op so store.add of > 16,384 rows can run (bug in workbench/store/segment.py "
+        "build_index)"
+    )
+
+
+# ---------------------------------------------------------------------------- data
+def clustered(
+    n: int, dim: int, *, centres: NDArray[np.float32], noise: float, rng: np.random.Generator
+) -> NDArray[np.float32]:
+    """`n` unit vectors: a random centre plus isotropic gaussian noise, normalised."""
+    labels = rng.integers(0, len(centres), size=n)
+    out = rng.standard_normal((n, dim), dtype=np.float32)
+    out *= np.float32(noise / np.sqrt(dim))
+    out += centres[labels]
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out
+
+
+def make_data(
+    n: int, n_queries: int, dim: int, *, clusters: int, seed: int
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Base vectors and queries from the same mixture (noise norm 0.6 around unit centres)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim), dtype=np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    base = clustered(n, dim, centres=centres, noise=0.6, rng=rng)
+    queries = clustered(n_queries, dim, centres=centres, noise=0.6, rng=rng)
+    return base, queries
+
+
+def exact_knn(
+    base: NDArray[np.float32], queries: NDArray[np.float32], k: int, *, block: int = 16_384
+) -> NDArray[np.int64]:
+    """Exact cosine top-k of unit vectors: blocked ``queries @ base.T`` and a running top-k."""
+    nq = len(queries)
+    best_i = np.zeros((nq, 0), dtype=np.int64)
+    best_s = np.zeros((nq, 0), dtype=np.float32)
+    for start in range(0, len(base), block):
+        sims = queries @ base[start : start + block].T
+        kk = min(k, sims.shape[1])
+        part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+        cand_s = np.take_along_axis(sims, part, axis=1)
+        all_i = np.concatenate([best_i, part + start], axis=1)
+        all_s = np.concatenate([best_s, cand_s], axis=1)
+        top = np.argsort(-all_s, axis=1, kind="stable")[:, :k]
+        best_i = np.take_along_axis(all_i, top, axis=1)
+        best_s = np.take_along_axis(all_s, top, axis=1)
+    return best_i
+
+
+def recall_at_k(found: NDArray[np.integer], truth: NDArray[np.integer]) -> float:
+    """Share of the true top-k found, over all queries."""
+    hits = (found[:, :, None].astype(np.int64) == truth[:, None, :].astype(np.int64)).any(axis=2)
+    return float(hits.sum() / truth.size)
+
+
+# ---------------------------------------------------------------------------- timing
+def timed(fn: Callable[[], T]) -> tuple[float, T]:
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def best_of(fn: Callable[[], T], repeats: int) -> tuple[float, T]:
+    best, out = float("inf"), None
+    for _ in range(repeats):
+        t, out = timed(fn)
+        best = min(best, t)
+    return best, out  # type: ignore[return-value]
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def log(msg: str) -> None:
+    print(f"  .. {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------- results table
+@dataclass
+class Row:
+    """One printed line: a measurement and, for store rows, its ratio to a baseline."""
+
+    dtype: str
+    section: str
+    name: str
+    seconds: float | None = None
+    rate: str = ""
+    recall: float | None = None
+    ratio: float | None = None
+    note: str = ""
+
+
+def fmt_ratio(r: float | None) -> str:
+    if r is None:
+        return ""
+    return f"{r:.2f}x ({(r - 1) * 100:+.1f}%)"
+
+
+def fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return ""
+    return f"{s:.2f}" if s >= 10 else f"{s:.3f}" if s >= 0.1 else f"{s * 1000:.1f} ms"
+
+
+def render(rows: list[Row]) -> str:
+    header = ("dtype", "section", "measurement", "seconds", "rate", "recall@10", "ratio", "note")
+    cells = [
+        (
+            r.dtype, r.section, r.name, fmt_seconds(r.seconds), r.rate,
+            "" if r.recall is None else f"{r.recall:.4f}", fmt_ratio(r.ratio), r.note,
+        )
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    right = {3, 4, 5}
+
+    def line(vals: tuple[str, ...]) -> str:
+        parts = [v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in
+                 enumerate(zip(vals, widths, strict=True))]
+        return "  ".join(parts).rstrip()
+
+    out = [line(header), line(tuple("-" * w for w in widths))]
+    prev: tuple[str, str] | None = None
+    for r, c in zip(rows, cells, strict=True):
+        if prev is not None and (r.dtype, r.section) != prev:
+            out.append("")
+        prev = (r.dtype, r.section)
+        out.append(line(c))
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------- benchmark
+def raw_index(dim: int, dtype: str, ef: int) -> Index:
+    return Index(ndim=dim, metric=METRIC, dtype=dtype, connectivity=CONNECTIVITY,
+                 expansion_add=EXPANSION_ADD, expansion_search=ef)
+
+
+def store_keys(frame: pl.DataFrame, nq: int) -> NDArray[np.uint64]:
+    if frame.height != nq * K:
+        raise RuntimeError(f"store.search returned {frame.height} rows, expected {nq * K}")
+    return frame.get_column("key").to_numpy().reshape(nq, K)
+
+
+def add_in_batches(
+    path: Path, base: NDArray[np.float32], ids: pl.DataFrame, *, dtype: str, ef: int, batches: int
+) -> tuple[float, wb.Store]:
+    """Create a store and time `batches` ``store.add`` calls (one commit each)."""
+    store = wb.Store.create(path, dim=base.shape[1], metric=METRIC, dtype=dtype,
+                            connectivity=CONNECTIVITY, expansion_add=EXPANSION_ADD,
+                            expansion_search=ef)
+    bounds = np.linspace(0, len(base), batches + 1).astype(int)
+    t0 = time.perf_counter()
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        keys = store.add(ids[lo:hi], vectors=base[lo:hi], progress=False)
+        if keys[0] != lo or keys[-1] != hi - 1:
+            raise RuntimeError("store keys do not follow row order; recall would be wrong")
+    return time.perf_counter() - t0, store
+
+
+def bench_dtype(
+    dtype: str,
+    base: NDArray[np.float32],
+    queries: NDArray[np.float32],
+    truth: NDArray[np.int64],
+    *,
+    t_numpy: float,
+    ef: int,
+    batches: int | None,
+    tmp: Path,
+    repeats: int,
+) -> tuple[list[Row], dict[str, float]]:
+    n, dim = base.shape
+    nq = len(queries)
+    keys = np.arange(n, dtype=np.uint64)
+    ids = pl.DataFrame({"id": pl.Series([str(i) for i in range(n)], dtype=pl.Utf8)})
+    rows: list[Row] = []
+    vps = "{:,.0f} vec/s".format
+    qps = "{:,.0f} q/s".format
+
+    # ---- ingest
+    raw_path = tmp / f"raw-{dtype}.usearch"
+    log(f"{dtype}: raw usearch add+save ({n:,} vectors)")
+    index = raw_index(dim, dtype, ef)
+    t_raw, _ = timed(lambda: (index.add(keys, base), index.save(str(raw_path))))
+    rows.append(Row(dtype, "ingest", "raw usearch add+save", t_raw, vps(n / t_raw),
+                    note="baseline"))
+
+    log(f"{dtype}: store.add, 1 commit")
+    store_path = tmp / f"store-{dtype}"
+    t_store, store = add_in_batches(store_path, base, ids, dtype=dtype, ef=ef, batches=1)
+    rows.append(Row(dtype, "ingest", "store.add (1 commit)", t_store, vps(n / t_store),
+                    ratio=t_store / t_raw))
+    multi: wb.Store | None = None
+    if batches:
+        log(f"{dtype}: store.add, {batches} commits")
+        t_multi, multi = add_in_batches(tmp / f"store-{dtype}-{batches}", base, ids, dtype=dtype,
+                                        ef=ef, batches=batches)
+        rows.append(Row(dtype, "ingest", f"store.add ({batches} commits)", t_multi,
+                        vps(n / t_multi), ratio=t_multi / t_raw,
+                        note=f"{len(multi.segments)} segments"))
+
+    # ---- search (all queries in one batched call, best of `repeats`)
+    log(f"{dtype}: search")
+    t_rs, m = best_of(lambda: index.search(queries, K), repeats)
+    r_raw = recall_at_k(np.asarray(m.keys), truth)
+    rows.append(Row(dtype, "search", "raw usearch search", t_rs, qps(nq / t_rs), r_raw,
+                    note=f"baseline, ef={ef}"))
+    view = Index.restore(str(raw_path), view=True)
+    if view is None:
+        raise RuntimeError(f"usearch could not restore {raw_path}")
+    view.expansion_search = ef
+    t_vs, m = best_of(lambda: view.search(queries, K), repeats)
+    rows.append(Row(dtype, "search", "raw usearch search (view)", t_vs, qps(nq / t_vs),
+                    recall_at_k(np.asarray(m.keys), truth), ratio=t_vs / t_rs,
+                    note="memory-mapped, as the store"))
+    t_ss, frame = best_of(lambda: store.search(queries, k=K), repeats)
+    rows.append(Row(dtype, "search", "store.search", t_ss, qps(nq / t_ss),
+                    recall_at_k(store_keys(frame, nq), truth), ratio=t_ss / t_rs))
+    if multi is not None:
+        t_ms, frame = best_of(lambda: multi.search(queries, k=K), repeats)
+        rows.append(Row(dtype, "search", f"store.search ({batches} segments)", t_ms,
+                        qps(nq / t_ms), recall_at_k(store_keys(frame, nq), truth),
+                        ratio=t_ms / t_rs))
+    rows.append(Row(dtype, "search", "exact numpy", t_numpy, qps(nq / t_numpy), 1.0,
+                    note="ground truth"))
+    t_se, frame = best_of(lambda: store.search(queries, k=K, exact=True), max(1, repeats - 1))
+    rows.append(Row(dtype, "search", "store.search exact=True", t_se, qps(nq / t_se),
+                    recall_at_k(store_keys(frame, nq), truth), ratio=t_se / t_numpy,
+                    note="vs exact numpy"))
+
+    # ---- open
+    log(f"{dtype}: open")
+    t_view, _ = best_of(lambda: Index.restore(str(raw_path), view=True), repeats)
+    rows.append(Row(dtype, "open", "raw Index.restore(view=True)", t_view, note="baseline"))
+    t_load, _ = best_of(lambda: Index.restore(str(raw_path)), repeats)
+    rows.append(Row(dtype, "open", "raw Index.restore (load)", t_load, ratio=t_load / t_view))
+    for verify in (True, False):
+        def open_close(verify: bool = verify) -> None:
+            wb.Store.open(store_path, readonly=True, verify=verify).close()
+
+        t_open, _ = best_of(open_close, repeats)
+        rows.append(Row(dtype, "open", f"Store.open(readonly, verify={verify})", t_open,
+                        ratio=t_open / t_view, note="vs raw view"))
+
+    # ---- bytes on disk
+    raw_b = raw_path.stat().st_size / n
+    store_b = folder_bytes(store_path) / n
+    parts: dict[str, int] = {}
+    for p in (store_path / "segments").iterdir():
+        kind = p.name.split(".")[1]
+        parts[kind] = parts.get(kind, 0) + p.stat().st_size
+    breakdown = " + ".join(f"{kind} {size / n:,.0f}" for kind, size in sorted(parts.items()))
+    rows.append(Row(dtype, "disk", "raw index file", rate=f"{raw_b:,.0f} B/vec", note="baseline"))
+    rows.append(Row(dtype, "disk", "store folder", rate=f"{store_b:,.0f} B/vec",
+                    ratio=store_b / raw_b, note=breakdown))
+    rows.append(Row(dtype, "disk", "float32 vector (reference)", rate=f"{dim * 4:,} B/vec"))
+
+    store.close()
+    if multi is not None:
+        multi.close()
+    return rows, {"ingest": t_store / t_raw - 1, "search": t_ss / t_rs - 1}
+
+
+# ---------------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--n", type=int, default=None, help="base vectors (default 100000)")
+    p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--queries", type=int, default=None, help="queries (default 1000)")
+    p.add_argument("--dtype", default="f16", choices=DTYPES, help="index dtype")
+    p.add_argument("--dtypes", default=None, help="several dtypes, comma-separated (f32,f16)")
+    p.add_argument("--batches", type=int, default=None,
+                   help="also time store.add split into this many commits (e.g. 10)")
+    p.add_argument("--ef", type=int, default=64, help="expansion_search")
+    p.add_argument("--clusters", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeats", type=int, default=3, help="best of this many search runs")
+    p.add_argument("--tmp", type=Path, default=None, help="parent folder for temporary files")
+    p.add_argument("--quick", action="store_true", help="n=20000, queries=500")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a goal fails")
+    args = p.parse_args(argv)
+    args.n = args.n or (20_000 if args.quick else 100_000)
+    args.queries = args.queries or (500 if args.quick else 1_000)
+    args.dtypes = [d.strip() for d in (args.dtypes or args.dtype).split(",") if d.strip()]
+    for d in args.dtypes:
+        if d not in DTYPES:
+            p.error(f"--dtypes: expected some of {', '.join(DTYPES)}, got {d!r}")
+    if args.batches is not None and args.batches < 2:
+        p.error(f"--batches: expected at least 2 (1 commit is always timed), got {args.batches}")
+    if min(args.n, args.queries, args.dim, args.ef, args.repeats) < 1 or args.n < K:
+        p.error("--n, --queries, --dim, --ef and --repeats must be positive, and --n >= 10")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    shim_note = usearch_shim()
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    log(f"data: {args.n:,} x {args.dim} + {args.queries:,} queries, {args.clusters} clusters")
+    base, queries = make_data(args.n, args.queries, args.dim, clusters=args.clusters,
+                              seed=args.seed)
+    log("exact numpy ground truth")
+    t_exact, truth = best_of(lambda: exact_knn(base, queries, K), max(1, args.repeats - 1))
+
+    rows: list[Row] = []
+    goals: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench_store-", dir=args.tmp) as tmp:
+        for dtype in args.dtypes:
+            r, g = bench_dtype(dtype, base, queries, truth, t_numpy=t_exact, ef=args.ef,
+                               batches=args.batches, tmp=Path(tmp), repeats=args.repeats)
+            rows += r
+            goals[dtype] = g
+            gc.collect()  # drop this dtype's indexes and views before deleting their files
+            for p in Path(tmp).iterdir():  # free the disk between dtypes
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+    print(
+        f"store vs raw usearch {usearch.__version__}: n={args.n:,} dim={args.dim} "
+        f"queries={args.queries:,} k={K} metric={METRIC} connectivity={CONNECTIVITY} "
+        f"expansion_add={EXPANSION_ADD} ef={args.ef} cores={cores}"
+    )
+    print(f"data: {args.clusters} gaussian clusters, normalised, seed={args.seed}; "
+          f"search = one batched call of all queries, best of {args.repeats}")
+    print("ratio = store cost / baseline cost (time, time per query, or bytes); >1 is worse")
+    if shim_note:
+        print(shim_note)
+    print()
+    print(render(rows))
+    print()
+    print(f"goals (overhead vs raw usearch at equal parameters; ingest <= {INGEST_GOAL:.0%}, "
+          f"search <= {SEARCH_GOAL:.0%})")
+    ok = True
+    for dtype, g in goals.items():
+        for what, limit in (("ingest", INGEST_GOAL), ("search", SEARCH_GOAL)):
+            passed = g[what] <= limit
+            ok &= passed
+            print(f"  {dtype:4}  {what:6}  overhead {g[what] * 100:+6.1f}%  (limit "
+                  f"{limit:.0%})  {'PASS' if passed else 'FAIL'}")
+    return 1 if args.strict and not ok else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

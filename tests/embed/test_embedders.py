@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+import workbench as wb
+from workbench.errors import InvalidInputError
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def test_hashing_is_deterministic_and_similarity_tracks_overlap() -> None:
+    a = wb.embed.Hashing(dim=256)
+    b = wb.embed.Hashing(dim=256)
+    texts = ["the cat sat on the mat", "the cat sat on a mat", "quantum chromodynamics"]
+    va, vb = a.embed(texts, progress=False), b.embed(texts, progress=False)
+    np.testing.assert_array_equal(va, vb)
+    assert va.dtype == np.float32 and va.shape == (3, 256)
+    np.testing.assert_allclose(np.linalg.norm(va, axis=1), 1.0, rtol=1e-5)
+    assert _cos(va[0], va[1]) > 0.8 > _cos(va[0], va[2])
+    assert a.fingerprint == b.fingerprint
+    assert a.fingerprint != wb.embed.Hashing(dim=128).fingerprint
+    assert np.isfinite(a.embed(["", "!!!"], progress=False)).all()
+
+
+def test_cache_avoids_reembedding(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def fn(texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        return np.array([[len(t), t.count("a") + 1.0, 1.0] for t in texts])
+
+    emb = wb.embed.FromCallable(fn, name="toy", dim=3, cache=tmp_path / "c")
+    first = emb.embed(["a", "bb", "a", "ccc"], progress=False)
+    assert sum(calls) == 3  # the repeated text is embedded once
+    again = wb.embed.FromCallable(fn, name="toy", dim=3, cache=tmp_path / "c")
+    second = again.embed(["ccc", "a", "dddd"], progress=False)
+    assert sum(calls) == 4  # only "dddd" is new
+    np.testing.assert_array_equal(second[:2], first[[3, 0]])
+    other = wb.embed.FromCallable(fn, name="toy", dim=3, version="2", cache=tmp_path / "c")
+    other.embed(["a"], progress=False)
+    assert sum(calls) == 5  # another model version never reads these vectors
+
+
+def test_from_callable_validates_output() -> None:
+    bad = wb.embed.FromCallable(lambda t: np.ones((len(t), 4)), name="bad", dim=3)
+    with pytest.raises(InvalidInputError, match="dimension 3"):
+        bad.embed(["x"], progress=False)
+    nan = wb.embed.FromCallable(lambda t: np.full((len(t), 3), np.nan), name="nan", dim=3)
+    with pytest.raises(InvalidInputError, match="NaN"):
+        nan.embed(["x"], progress=False)
+    with pytest.raises(InvalidInputError, match="texts"):
+        nan.embed([], progress=False)
+    with pytest.raises(InvalidInputError, match="name"):
+        wb.embed.FromCallable(lambda t: t, name="", dim=3)
+
+
+def test_store_text_add_reuses_cache(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def fn(texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        return wb.embed.Hashing(dim=32).embed(texts, progress=False)
+
+    emb = wb.embed.FromCallable(fn, name="hash-wrap", dim=32, cache=tmp_path / "cache")
+    df = pl.DataFrame({"id": ["a", "b"], "text": ["alpha beta", "gamma delta"]})
+    with wb.Store.create(tmp_path / "s1", embedder=emb) as s:
+        s.add(df, text="text", progress=False)
+    with wb.Store.create(tmp_path / "s2", embedder=emb) as s:
+        s.add(df, text="text", progress=False)  # known texts: no new model calls
+    assert sum(calls) == 2
+    # a callable embedder cannot be rebuilt from the fingerprint: text queries need it passed
+    with wb.Store.open(tmp_path / "s1") as s, pytest.raises(InvalidInputError, match="embedder"):
+        s.search("alpha", k=1)
+    with wb.Store.open(tmp_path / "s1", embedder=emb) as s:
+        assert s.search("alpha beta", k=1)["id"].to_list() == ["a"]
+
+
+@pytest.mark.slow
+def test_minilm_offline_semantics(tmp_path: Path) -> None:
+    emb = wb.embed.MiniLM(cache=tmp_path / "c")
+    fp = emb.fingerprint
+    assert fp.dim == 384 and fp.name.endswith("all-MiniLM-L6-v2") and len(fp.weights_hash) == 64
+    v = emb.embed(["A man is playing a guitar.", "Someone plays the guitar.",
+                   "The stock market fell sharply today."], progress=False)
+    assert v.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, rtol=1e-4)
+    assert _cos(v[0], v[1]) > 0.6 > 0.2 > _cos(v[0], v[2])
+    with wb.Store.create(tmp_path / "m", embedder=emb) as s:
+        s.add({"id": ["g", "s"], "text": ["guitar music on stage", "shares and bonds"]},
+              text="text", progress=False)
+    with wb.Store.open(tmp_path / "m") as s:
+        assert s.model is not None and s.model.same_model(fp)
+        assert s.search("a concert with a guitarist", k=1)["id"].to_list() == ["g"]
+    with pytest.raises(wb.errors.ModelMismatchError, match="all-MiniLM-L6-v2"):
+        wb.Store.open(tmp_path / "m", embedder=wb.embed.FromCallable(
+            lambda t: np.ones((len(t), 384)), name="other-384", dim=384))
