@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import polars as pl
@@ -45,6 +45,9 @@ EXPANSION_ADD = 128
 INGEST_GOAL = 0.15
 SEARCH_GOAL = 0.10
 DTYPES = ("f32", "f16", "bf16", "i8")
+# Noise of norm 1 around unit centres: cosine ~0.5 within a cluster, ~0 across, roughly what
+# sentence embeddings of one topic look like; HNSW at ef=64 still finds ~99.9% of the top 10.
+NOISE = 1.0
 
 
 # ---------------------------------------------------------------------------- compatibility
@@ -82,12 +85,12 @@ def clustered(
 def make_data(
     n: int, n_queries: int, dim: int, *, clusters: int, seed: int
 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
-    """Base vectors and queries from the same mixture (noise norm 0.6 around unit centres)."""
+    """Base vectors and queries from the same mixture (noise of norm NOISE around unit centres)."""
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((clusters, dim), dtype=np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    base = clustered(n, dim, centres=centres, noise=0.6, rng=rng)
-    queries = clustered(n_queries, dim, centres=centres, noise=0.6, rng=rng)
+    base = clustered(n, dim, centres=centres, noise=NOISE, rng=rng)
+    queries = clustered(n_queries, dim, centres=centres, noise=NOISE, rng=rng)
     return base, queries
 
 
@@ -118,18 +121,38 @@ def recall_at_k(found: NDArray[np.integer], truth: NDArray[np.integer]) -> float
 
 
 # ---------------------------------------------------------------------------- timing
-def timed(fn: Callable[[], T]) -> tuple[float, T]:
-    t0 = time.perf_counter()
+class Timing(NamedTuple):
+    """Wall-clock and process CPU seconds (all threads) of one run."""
+
+    wall: float
+    cpu: float
+
+
+def timed(fn: Callable[[], T]) -> tuple[Timing, T]:
+    t0, c0 = time.perf_counter(), time.process_time()
     out = fn()
-    return time.perf_counter() - t0, out
+    return Timing(time.perf_counter() - t0, time.process_time() - c0), out
 
 
-def best_of(fn: Callable[[], T], repeats: int) -> tuple[float, T]:
-    best, out = float("inf"), None
+def best_of(fn: Callable[[], T], repeats: int) -> tuple[Timing, T]:
+    best, out = Timing(float("inf"), float("inf")), None
     for _ in range(repeats):
         t, out = timed(fn)
         best = min(best, t)
     return best, out  # type: ignore[return-value]
+
+
+def interleaved(
+    fns: dict[str, Callable[[], T]], repeats: int
+) -> tuple[dict[str, Timing], dict[str, T]]:
+    """Best time of each function over `repeats` rounds that run them in turn."""
+    best = dict.fromkeys(fns, Timing(float("inf"), float("inf")))
+    outs: dict[str, T] = {}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t, outs[name] = timed(fn)
+            best[name] = min(best[name], t)
+    return best, outs
 
 
 def folder_bytes(path: Path) -> int:
@@ -148,7 +171,7 @@ class Row:
     dtype: str
     section: str
     name: str
-    seconds: float | None = None
+    time: Timing | None = None
     rate: str = ""
     recall: float | None = None
     ratio: float | None = None
@@ -164,20 +187,22 @@ def fmt_ratio(r: float | None) -> str:
 def fmt_seconds(s: float | None) -> str:
     if s is None:
         return ""
-    return f"{s:.2f}" if s >= 10 else f"{s:.3f}" if s >= 0.1 else f"{s * 1000:.1f} ms"
+    return f"{s:.1f} s" if s >= 10 else f"{s:.3f} s" if s >= 0.1 else f"{s * 1000:.1f} ms"
 
 
 def render(rows: list[Row]) -> str:
-    header = ("dtype", "section", "measurement", "seconds", "rate", "recall@10", "ratio", "note")
+    header = ("dtype", "section", "measurement", "wall", "cpu", "rate", "recall@10", "ratio",
+              "note")
     cells = [
         (
-            r.dtype, r.section, r.name, fmt_seconds(r.seconds), r.rate,
+            r.dtype, r.section, r.name, fmt_seconds(r.time and r.time.wall),
+            fmt_seconds(r.time and r.time.cpu), r.rate,
             "" if r.recall is None else f"{r.recall:.4f}", fmt_ratio(r.ratio), r.note,
         )
         for r in rows
     ]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
-    right = {3, 4, 5}
+    right = {3, 4, 5, 6}
 
     def line(vals: tuple[str, ...]) -> str:
         parts = [v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in
@@ -200,6 +225,21 @@ def raw_index(dim: int, dtype: str, ef: int) -> Index:
                  expansion_add=EXPANSION_ADD, expansion_search=ef)
 
 
+def raw_add_save(
+    path: Path, base: NDArray[np.float32], keys: NDArray[np.uint64], *, dtype: str, ef: int
+) -> tuple[Timing, Index]:
+    """Time raw ``Index.add`` of everything in one call plus ``save``."""
+    index = raw_index(base.shape[1], dtype, ef)
+    t, _ = timed(lambda: (index.add(keys, base), index.save(str(path))))
+    return t, index
+
+
+def spread(times: list[Timing]) -> str:
+    if len(times) == 1:
+        return ""
+    return f"best of {len(times)}: " + ", ".join(f"{t.wall:.1f}" for t in times) + " s"
+
+
 def store_keys(frame: pl.DataFrame, nq: int) -> NDArray[np.uint64]:
     if frame.height != nq * K:
         raise RuntimeError(f"store.search returned {frame.height} rows, expected {nq * K}")
@@ -208,18 +248,21 @@ def store_keys(frame: pl.DataFrame, nq: int) -> NDArray[np.uint64]:
 
 def add_in_batches(
     path: Path, base: NDArray[np.float32], ids: pl.DataFrame, *, dtype: str, ef: int, batches: int
-) -> tuple[float, wb.Store]:
+) -> tuple[Timing, wb.Store]:
     """Create a store and time `batches` ``store.add`` calls (one commit each)."""
     store = wb.Store.create(path, dim=base.shape[1], metric=METRIC, dtype=dtype,
                             connectivity=CONNECTIVITY, expansion_add=EXPANSION_ADD,
                             expansion_search=ef)
     bounds = np.linspace(0, len(base), batches + 1).astype(int)
-    t0 = time.perf_counter()
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        keys = store.add(ids[lo:hi], vectors=base[lo:hi], progress=False)
-        if keys[0] != lo or keys[-1] != hi - 1:
-            raise RuntimeError("store keys do not follow row order; recall would be wrong")
-    return time.perf_counter() - t0, store
+
+    def add_all() -> None:
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            keys = store.add(ids[lo:hi], vectors=base[lo:hi], progress=False)
+            if keys[0] != lo or keys[-1] != hi - 1:
+                raise RuntimeError("store keys do not follow row order; recall would be wrong")
+
+    t, _ = timed(add_all)
+    return t, store
 
 
 def bench_dtype(
@@ -228,11 +271,11 @@ def bench_dtype(
     queries: NDArray[np.float32],
     truth: NDArray[np.int64],
     *,
-    t_numpy: float,
     ef: int,
     batches: int | None,
     tmp: Path,
     repeats: int,
+    ingest_repeats: int,
 ) -> tuple[list[Row], dict[str, float]]:
     n, dim = base.shape
     nq = len(queries)
@@ -242,70 +285,94 @@ def bench_dtype(
     vps = "{:,.0f} vec/s".format
     qps = "{:,.0f} q/s".format
 
-    # ---- ingest
+    # ---- ingest: alternate raw and store (ABBA...) so drifting CPU load hits both alike
     raw_path = tmp / f"raw-{dtype}.usearch"
-    log(f"{dtype}: raw usearch add+save ({n:,} vectors)")
-    index = raw_index(dim, dtype, ef)
-    t_raw, _ = timed(lambda: (index.add(keys, base), index.save(str(raw_path))))
-    rows.append(Row(dtype, "ingest", "raw usearch add+save", t_raw, vps(n / t_raw),
-                    note="baseline"))
-
-    log(f"{dtype}: store.add, 1 commit")
     store_path = tmp / f"store-{dtype}"
-    t_store, store = add_in_batches(store_path, base, ids, dtype=dtype, ef=ef, batches=1)
-    rows.append(Row(dtype, "ingest", "store.add (1 commit)", t_store, vps(n / t_store),
-                    ratio=t_store / t_raw))
+    t_raws: list[Timing] = []
+    t_stores: list[Timing] = []
+    index: Index | None = None
+    store: wb.Store | None = None
+    for rep in range(ingest_repeats):
+        for what in ("raw", "store") if rep % 2 == 0 else ("store", "raw"):
+            log(f"{dtype}: {what} ingest {rep + 1}/{ingest_repeats} ({n:,} vectors, 1 commit)")
+            if what == "raw":
+                index = None
+                raw_path.unlink(missing_ok=True)
+                t, index = raw_add_save(raw_path, base, keys, dtype=dtype, ef=ef)
+                t_raws.append(t)
+            else:
+                if store is not None:
+                    store.close()
+                    store = None
+                    shutil.rmtree(store_path)
+                t, store = add_in_batches(store_path, base, ids, dtype=dtype, ef=ef, batches=1)
+                t_stores.append(t)
+    if index is None or store is None:
+        raise RuntimeError("--ingest-repeats must be at least 1")
+    t_raw, t_store = min(t_raws), min(t_stores)
+    rows.append(Row(dtype, "ingest", "raw usearch add+save", t_raw, vps(n / t_raw.wall),
+                    note=f"baseline; {spread(t_raws)}"))
+    rows.append(Row(dtype, "ingest", "store.add (1 commit)", t_store, vps(n / t_store.wall),
+                    ratio=t_store.wall / t_raw.wall, note=spread(t_stores)))
     multi: wb.Store | None = None
     if batches:
         log(f"{dtype}: store.add, {batches} commits")
         t_multi, multi = add_in_batches(tmp / f"store-{dtype}-{batches}", base, ids, dtype=dtype,
                                         ef=ef, batches=batches)
         rows.append(Row(dtype, "ingest", f"store.add ({batches} commits)", t_multi,
-                        vps(n / t_multi), ratio=t_multi / t_raw,
+                        vps(n / t_multi.wall), ratio=t_multi.wall / t_raw.wall,
                         note=f"{len(multi.segments)} segments"))
 
-    # ---- search (all queries in one batched call, best of `repeats`)
+    # ---- search: one batched call of all queries; variants interleaved, best of `repeats`
     log(f"{dtype}: search")
-    t_rs, m = best_of(lambda: index.search(queries, K), repeats)
-    r_raw = recall_at_k(np.asarray(m.keys), truth)
-    rows.append(Row(dtype, "search", "raw usearch search", t_rs, qps(nq / t_rs), r_raw,
-                    note=f"baseline, ef={ef}"))
     view = Index.restore(str(raw_path), view=True)
     if view is None:
         raise RuntimeError(f"usearch could not restore {raw_path}")
     view.expansion_search = ef
-    t_vs, m = best_of(lambda: view.search(queries, K), repeats)
-    rows.append(Row(dtype, "search", "raw usearch search (view)", t_vs, qps(nq / t_vs),
-                    recall_at_k(np.asarray(m.keys), truth), ratio=t_vs / t_rs,
-                    note="memory-mapped, as the store"))
-    t_ss, frame = best_of(lambda: store.search(queries, k=K), repeats)
-    rows.append(Row(dtype, "search", "store.search", t_ss, qps(nq / t_ss),
-                    recall_at_k(store_keys(frame, nq), truth), ratio=t_ss / t_rs))
+    ann: dict[str, Callable[[], NDArray[np.integer]]] = {
+        "raw": lambda: np.asarray(index.search(queries, K).keys),
+        "view": lambda: np.asarray(view.search(queries, K).keys),
+        "store": lambda: store_keys(store.search(queries, k=K), nq),
+    }
     if multi is not None:
-        t_ms, frame = best_of(lambda: multi.search(queries, k=K), repeats)
-        rows.append(Row(dtype, "search", f"store.search ({batches} segments)", t_ms,
-                        qps(nq / t_ms), recall_at_k(store_keys(frame, nq), truth),
-                        ratio=t_ms / t_rs))
-    rows.append(Row(dtype, "search", "exact numpy", t_numpy, qps(nq / t_numpy), 1.0,
-                    note="ground truth"))
-    t_se, frame = best_of(lambda: store.search(queries, k=K, exact=True), max(1, repeats - 1))
-    rows.append(Row(dtype, "search", "store.search exact=True", t_se, qps(nq / t_se),
-                    recall_at_k(store_keys(frame, nq), truth), ratio=t_se / t_numpy,
-                    note="vs exact numpy"))
+        ann["multi"] = lambda: store_keys(multi.search(queries, k=K), nq)
+    t, found = interleaved(ann, repeats)
+    rec = {name: recall_at_k(f, truth) for name, f in found.items()}
+    rows.append(Row(dtype, "search", "raw usearch search", t["raw"], qps(nq / t["raw"].wall),
+                    rec["raw"], note=f"baseline, ef={ef}"))
+    rows.append(Row(dtype, "search", "raw usearch search (view)", t["view"],
+                    qps(nq / t["view"].wall), rec["view"], ratio=t["view"].wall / t["raw"].wall,
+                    note="memory-mapped, as the store"))
+    rows.append(Row(dtype, "search", "store.search", t["store"], qps(nq / t["store"].wall),
+                    rec["store"], ratio=t["store"].wall / t["raw"].wall))
+    if multi is not None:
+        rows.append(Row(dtype, "search", f"store.search ({batches} segments)", t["multi"],
+                        qps(nq / t["multi"].wall), rec["multi"], ratio=t["multi"].wall / t["raw"].wall))
+    exact: dict[str, Callable[[], NDArray[np.integer]]] = {
+        "numpy": lambda: exact_knn(base, queries, K),
+        "store": lambda: store_keys(store.search(queries, k=K, exact=True), nq),
+    }
+    te, found = interleaved(exact, max(1, repeats // 2))
+    rows.append(Row(dtype, "search", "exact numpy", te["numpy"], qps(nq / te["numpy"].wall),
+                    recall_at_k(found["numpy"], truth), note="blocked matmul; ground truth"))
+    rows.append(Row(dtype, "search", "store.search exact=True", te["store"],
+                    qps(nq / te["store"].wall), recall_at_k(found["store"], truth),
+                    ratio=te["store"].wall / te["numpy"].wall, note="vs exact numpy"))
+    t_rs, t_ss = t["raw"], t["store"]
 
     # ---- open
     log(f"{dtype}: open")
     t_view, _ = best_of(lambda: Index.restore(str(raw_path), view=True), repeats)
     rows.append(Row(dtype, "open", "raw Index.restore(view=True)", t_view, note="baseline"))
     t_load, _ = best_of(lambda: Index.restore(str(raw_path)), repeats)
-    rows.append(Row(dtype, "open", "raw Index.restore (load)", t_load, ratio=t_load / t_view))
+    rows.append(Row(dtype, "open", "raw Index.restore (load)", t_load, ratio=t_load.wall / t_view.wall))
     for verify in (True, False):
         def open_close(verify: bool = verify) -> None:
             wb.Store.open(store_path, readonly=True, verify=verify).close()
 
         t_open, _ = best_of(open_close, repeats)
         rows.append(Row(dtype, "open", f"Store.open(readonly, verify={verify})", t_open,
-                        ratio=t_open / t_view, note="vs raw view"))
+                        ratio=t_open.wall / t_view.wall, note="vs raw view"))
 
     # ---- bytes on disk
     raw_b = raw_path.stat().st_size / n
@@ -323,7 +390,7 @@ def bench_dtype(
     store.close()
     if multi is not None:
         multi.close()
-    return rows, {"ingest": t_store / t_raw - 1, "search": t_ss / t_rs - 1}
+    return rows, {"ingest": t_store.wall / t_raw.wall - 1, "search": t_ss.wall / t_rs.wall - 1}
 
 
 # ---------------------------------------------------------------------------- main
@@ -340,7 +407,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ef", type=int, default=64, help="expansion_search")
     p.add_argument("--clusters", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--repeats", type=int, default=3, help="best of this many search runs")
+    p.add_argument("--repeats", type=int, default=5,
+                   help="best of this many search runs (exact search: half as many)")
+    p.add_argument("--ingest-repeats", type=int, default=2,
+                   help="best of this many builds each, raw and store alternating")
     p.add_argument("--tmp", type=Path, default=None, help="parent folder for temporary files")
     p.add_argument("--quick", action="store_true", help="n=20000, queries=500")
     p.add_argument("--strict", action="store_true", help="exit 1 when a goal fails")
@@ -353,8 +423,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--dtypes: expected some of {', '.join(DTYPES)}, got {d!r}")
     if args.batches is not None and args.batches < 2:
         p.error(f"--batches: expected at least 2 (1 commit is always timed), got {args.batches}")
-    if min(args.n, args.queries, args.dim, args.ef, args.repeats) < 1 or args.n < K:
-        p.error("--n, --queries, --dim, --ef and --repeats must be positive, and --n >= 10")
+    if min(args.n, args.queries, args.dim, args.ef, args.repeats, args.ingest_repeats) < 1:
+        p.error("--n, --queries, --dim, --ef, --repeats and --ingest-repeats must be positive")
+    if args.n < K:
+        p.error(f"--n: expected at least {K}, got {args.n}")
     return args
 
 
@@ -366,14 +438,15 @@ def main(argv: list[str] | None = None) -> int:
     base, queries = make_data(args.n, args.queries, args.dim, clusters=args.clusters,
                               seed=args.seed)
     log("exact numpy ground truth")
-    t_exact, truth = best_of(lambda: exact_knn(base, queries, K), max(1, args.repeats - 1))
+    truth = exact_knn(base, queries, K)
 
     rows: list[Row] = []
     goals: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="bench_store-", dir=args.tmp) as tmp:
         for dtype in args.dtypes:
-            r, g = bench_dtype(dtype, base, queries, truth, t_numpy=t_exact, ef=args.ef,
-                               batches=args.batches, tmp=Path(tmp), repeats=args.repeats)
+            r, g = bench_dtype(dtype, base, queries, truth, ef=args.ef,
+                               batches=args.batches, tmp=Path(tmp), repeats=args.repeats,
+                               ingest_repeats=args.ingest_repeats)
             rows += r
             goals[dtype] = g
             gc.collect()  # drop this dtype's indexes and views before deleting their files
@@ -385,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         f"queries={args.queries:,} k={K} metric={METRIC} connectivity={CONNECTIVITY} "
         f"expansion_add={EXPANSION_ADD} ef={args.ef} cores={cores}"
     )
-    print(f"data: {args.clusters} gaussian clusters, normalised, seed={args.seed}; "
+    print(f"data: {args.clusters} gaussian clusters (noise {NOISE}), normalised, seed={args.seed}; "
+          f"ingest = best of {args.ingest_repeats} alternating builds; "
           f"search = one batched call of all queries, best of {args.repeats}")
     print("ratio = store cost / baseline cost (time, time per query, or bytes); >1 is worse")
     if shim_note:

@@ -4,7 +4,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 # Keep tests hermetic: no model downloads, caches under a temporary folder.

@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--store", default="data/stores/demo")
     p.add_argument("--reports", default="reports")
     p.add_argument("--cache", default=os.environ.get("WORKBENCH_CACHE_DIR", "data/cache"))
-    p.add_argument("--limit", type=int, default=4000, help="paragraphs to index (0 = all)")
+    p.add_argument("--limit", type=int, default=2000, help="paragraphs to index (0 = all)")
     p.add_argument("--embedder", choices=("minilm", "hashing"), default="minilm")
     p.add_argument("--notebooks", default="notebooks")
     p.add_argument("--no-notebooks", action="store_true")

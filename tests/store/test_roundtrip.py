@@ -63,8 +63,8 @@ def test_delete_compact_and_upsert(tmp_path: Path) -> None:
     with wb.Store.create(tmp_path / "s", dim=dim, exact_threshold=500) as store:
         for b in range(3):
             ids = [f"r{i}" for i in range(b * 2000, (b + 1) * 2000)]
-            store.add(pl.DataFrame({"id": ids, "v": list(range(2000))}), vectors=x[b * 2000:(b + 1) * 2000],
-                      progress=False)
+            store.add(pl.DataFrame({"id": ids, "v": list(range(2000))}),
+                      vectors=x[b * 2000:(b + 1) * 2000], progress=False)
         gone = [f"r{i}" for i in range(0, 6000, 7)]
         assert store.delete(gone) == len(gone)
         assert len(store) == 6000 - len(gone)

@@ -47,12 +47,14 @@ class Fingerprint:
     params: tuple[tuple[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able form (stored in the manifest)."""
         d = asdict(self)
         d["params"] = dict(self.params)
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Fingerprint:
+        """Inverse of :meth:`to_dict`."""
         return cls(
             name=str(d["name"]), version=str(d["version"]), dim=int(d["dim"]),
             weights_hash=str(d["weights_hash"]), kind=str(d.get("kind", "external")),
@@ -66,11 +68,13 @@ class Fingerprint:
         return hashlib.sha256(raw).hexdigest()[:24]
 
     def same_model(self, other: Fingerprint) -> bool:
+        """Whether `other` is the same model (name, version, dim and weights)."""
         return (self.name, self.version, self.dim, self.weights_hash) == (
             other.name, other.version, other.dim, other.weights_hash,
         )
 
     def describe(self) -> str:
+        """One line for messages: name, version, dim and a weights-hash prefix."""
         return f"{self.name} v{self.version} (dim {self.dim}, weights {self.weights_hash[:12]})"
 
 
@@ -118,10 +122,12 @@ class BaseEmbedder:
 
     @property
     def dim(self) -> int:
+        """Output dimension."""
         return self.fingerprint.dim
 
     @property
     def fingerprint(self) -> Fingerprint:
+        """Identity of the model (computed once)."""
         if self._fp is None:
             self._fp = self._fingerprint()
         return self._fp
@@ -168,7 +174,8 @@ class BaseEmbedder:
         unique: dict[str, list[int]] = {}
         for i in todo:
             unique.setdefault(items[i], []).append(i)
-        texts_todo = list(unique)
+        # Similar lengths in one batch waste less padding (2-3x faster on paragraphs).
+        texts_todo = sorted(unique, key=len, reverse=True)
         with tqdm(total=len(texts_todo), desc=f"embedding ({self.name})", unit="text",
                   disable=not progress or not texts_todo) as bar:
             for start in range(0, len(texts_todo), self.batch_size):

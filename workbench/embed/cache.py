@@ -25,6 +25,7 @@ def default_cache_dir() -> Path:
 
 
 def text_hash(text: str) -> bytes:
+    """128-bit BLAKE2b of the UTF-8 text."""
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
@@ -81,4 +82,5 @@ class EmbeddingCache:
         return int(self._con.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
 
     def close(self) -> None:
+        """Close the database connection."""
         self._con.close()

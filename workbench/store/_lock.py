@@ -5,6 +5,7 @@ The kernel drops the lock when the holder dies, so a crashed writer never leaves
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 from pathlib import Path
@@ -24,10 +25,8 @@ class WriterLock:
         except BlockingIOError:
             os.close(fd)
             holder = ""
-            try:
+            with contextlib.suppress(OSError):
                 holder = self.path.read_text().strip()
-            except OSError:
-                pass
             raise StoreLockedError(
                 f"path: the store at {self.path.parent} is open for writing by another "
                 f"process{f' (pid {holder})' if holder else ''}; open it with readonly=True, "

@@ -87,7 +87,9 @@ class ReadMixin:
                 f"columns are {cols}"
             ) from exc
         except pl.exceptions.PolarsError as exc:
-            raise InvalidInputError(f"where: could not be evaluated on the metadata: {exc}") from exc
+            raise InvalidInputError(
+                f"where: could not be evaluated on the metadata: {exc}"
+            ) from exc
 
     def search(
         self: Store,

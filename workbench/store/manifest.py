@@ -32,6 +32,7 @@ class FileEntry:
 
     @classmethod
     def of(cls, path: Path) -> FileEntry:
+        """Entry for an existing file (size and CRC-32 read from disk)."""
         return cls(name=path.name, size=path.stat().st_size, crc32=crc32_file(path))
 
 
@@ -49,9 +50,11 @@ class SegmentEntry:
 
     @property
     def live(self) -> int:
+        """Rows not deleted."""
         return self.rows - self.deleted
 
     def files(self) -> list[FileEntry]:
+        """Every file the segment needs."""
         out = [self.index, self.vectors, self.meta]
         if self.tombstones is not None:
             out.append(self.tombstones)
@@ -72,27 +75,33 @@ class Manifest:
     segments: tuple[SegmentEntry, ...] = field(default_factory=tuple)
 
     def body(self) -> dict[str, Any]:
+        """The JSON body without its checksum."""
         d = asdict(self)
         d["segments"] = [asdict(s) for s in self.segments]
         return {"format": FORMAT, "version": FORMAT_VERSION, **d}
 
     def to_bytes(self) -> bytes:
+        """Serialised manifest with its own CRC-32."""
         body = self.body()
         canon = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         return json.dumps({**body, "checksum": crc32_bytes(canon)}, indent=1).encode()
 
     def next(self, **changes: Any) -> Manifest:
+        """The following generation with `changes` applied."""
         return replace(self, generation=self.generation + 1, **changes)
 
     @property
     def rows(self) -> int:
+        """Live rows over all segments."""
         return sum(s.live for s in self.segments)
 
     def referenced(self) -> set[str]:
+        """Names of all files this generation needs."""
         return {f.name for s in self.segments for f in s.files()}
 
 
 def manifest_path(root: Path, generation: int) -> Path:
+    """Path of the manifest of `generation`."""
     return root / f"manifest-{generation:08d}.json"
 
 
@@ -157,7 +166,8 @@ def read_manifest(path: Path) -> Manifest:
             segments=segments,
         )
     except (KeyError, TypeError, ValueError) as exc:
-        raise CorruptStoreError(f"manifest {path}: missing or invalid field ({exc})", path=path)
+        raise CorruptStoreError(f"manifest {path}: missing or invalid field ({exc})",
+                                path=path) from exc
 
 
 def write_manifest(root: Path, manifest: Manifest) -> Path:
@@ -192,6 +202,7 @@ def verify_files(root: Path, manifest: Manifest, *, checksums: bool) -> None:
 
 
 def require_store(root: Path) -> list[int]:
+    """Generations in `root`, or :class:`NotAStoreError`."""
     gens = list_generations(root)
     if not gens:
         raise NotAStoreError(

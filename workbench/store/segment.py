@@ -26,10 +26,12 @@ ADD_CHUNK = 16_384
 
 
 def new_segment_id() -> str:
+    """A fresh random segment id."""
     return f"seg-{uuid.uuid4().hex[:16]}"
 
 
 def make_index(dim: int, *, metric: str, dtype: str, params: dict[str, int]) -> Index:
+    """An empty usearch index with the store's parameters."""
     return Index(
         ndim=dim,
         metric=metric,
@@ -109,6 +111,7 @@ def write_segment(
 
 
 def write_tombstones(seg_dir: Path, seg_id: str, keys: NDArray[np.uint64]) -> FileEntry:
+    """Durably write a segment's full, sorted tombstone set to a new file."""
     path = seg_dir / f"{seg_id}.tomb-{uuid.uuid4().hex[:8]}.npy"
     write_atomic(path, lambda p: _save_npy(p, np.sort(keys.astype(np.uint64))))
     return FileEntry.of(path)
@@ -132,14 +135,17 @@ class LoadedSegment:
 
     @property
     def keys(self) -> NDArray[np.uint64]:
+        """Keys of all rows, deleted ones included."""
         return self.meta.get_column("key").to_numpy()
 
     def norms(self) -> NDArray[np.float32]:
+        """L2 norms of the vectors (computed once)."""
         if self._norms is None:
             self._norms = np.linalg.norm(self.vectors, axis=1).astype(np.float32)
         return self._norms
 
     def live_mask(self) -> NDArray[np.bool_]:
+        """Boolean mask of rows not deleted."""
         if self.tombstones.size == 0:
             return np.ones(self.entry.rows, dtype=bool)
         return ~np.isin(self.keys, self.tombstones)
@@ -166,7 +172,9 @@ def load_segment(
     try:
         meta = pl.read_parquet(p_meta)
     except Exception as exc:  # polars raises ComputeError/OSError for damaged files
-        raise CorruptStoreError(f"metadata file {p_meta} is unreadable: {exc}", path=p_meta) from exc
+        raise CorruptStoreError(
+            f"metadata file {p_meta} is unreadable: {exc}", path=p_meta
+        ) from exc
     if meta.height != entry.rows or "key" not in meta.columns or "id" not in meta.columns:
         raise CorruptStoreError(
             f"metadata file {p_meta}: expected {entry.rows} rows with key and id columns",
