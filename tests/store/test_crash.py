@@ -30,6 +30,7 @@ def _run_until_killed(path: Path, target: str, rng: random.Random) -> tuple[int 
     assert proc.stdout is not None
     last_done: int | None = None
     inflight: int | None = None
+    skip = rng.randint(0, 2)  # let a few operations of that kind finish first
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
@@ -39,7 +40,9 @@ def _run_until_killed(path: Path, target: str, rng: random.Random) -> tuple[int 
         parts = line.split()
         if parts[0] == "begin":
             inflight = int(parts[1])
-            if parts[2] == target:
+            if parts[2] == target and skip:
+                skip -= 1
+            elif parts[2] == target:
                 # land anywhere inside the commit, or just after it
                 time.sleep(rng.uniform(0, 0.03 if target == "add" else 0.08))
                 break
@@ -83,7 +86,7 @@ def test_sigkill_during_commits_and_compactions(tmp_path: Path) -> None:
         for g in gens:
             referenced |= read_manifest(manifest_path(path, g)).referenced()
         assert set(os.listdir(path / "segments")) == referenced
-    assert committed > 10
+    assert committed > 20
     assert landed_in["add"] >= 10 and landed_in["compact"] >= 5, landed_in
 
 
