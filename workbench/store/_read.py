@@ -38,6 +38,25 @@ class ReadMixin:
         rows = self._rows_of(wanted)
         return self._gather(rows)
 
+    def fetch(
+        self: Store, where: pl.Expr | None = None
+    ) -> tuple[pl.DataFrame, NDArray[np.float32]]:
+        """Metadata and full-precision vectors of all live rows, or of those matching `where`.
+
+        Returns
+        -------
+        tuple of (polars.DataFrame, numpy.ndarray)
+            The metadata (``key: u64, id: str``, user columns; ordered by key) and the float32
+            vectors, row for row.
+
+        Raises
+        ------
+        MissingColumnError
+            `where` names a column the store does not have.
+        """
+        rows = self._live if where is None else self._filter(where)
+        return rows.drop("_seg", "_row"), self._gather(rows)
+
     def get(self: Store, ids: Any) -> pl.DataFrame:
         """Metadata rows of `ids`, in the order given."""
         wanted = check_ids(ids, name="ids")
