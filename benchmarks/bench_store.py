@@ -17,16 +17,17 @@ Examples
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import polars as pl
@@ -35,6 +36,7 @@ from numpy.typing import NDArray
 from usearch.index import Index
 
 import workbench as wb
+from workbench.store import segment
 
 T = TypeVar("T")
 
@@ -185,7 +187,7 @@ def fmt_ratio(r: float | None) -> str:
 
 
 def fmt_seconds(s: float | None) -> str:
-    if s is None:
+    if s is None or np.isnan(s):
         return ""
     return f"{s:.1f} s" if s >= 10 else f"{s:.3f} s" if s >= 0.1 else f"{s * 1000:.1f} ms"
 
@@ -246,10 +248,41 @@ def store_keys(frame: pl.DataFrame, nq: int) -> NDArray[np.uint64]:
     return frame.get_column("key").to_numpy().reshape(nq, K)
 
 
+@contextlib.contextmanager
+def build_timer() -> Iterator[list[float]]:
+    """Collect the wall seconds the store spends in ``segment.build_index`` (the HNSW build).
+
+    The build is the same usearch work as the raw baseline; what ``store.add`` spends outside
+    it (validation, writing vectors and metadata, fsync, CRC-32, manifest) is its overhead, and
+    unlike the wall-clock ratio it barely moves when other processes share the CPU.
+    """
+    spent: list[float] = []
+    original = getattr(segment, "build_index", None)
+    if original is None:  # renamed: report nothing rather than fail
+        yield spent
+        return
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent.append(time.perf_counter() - t0)
+
+    segment.build_index = wrapped
+    try:
+        yield spent
+    finally:
+        segment.build_index = original
+
+
 def add_in_batches(
     path: Path, base: NDArray[np.float32], ids: pl.DataFrame, *, dtype: str, ef: int, batches: int
-) -> tuple[Timing, wb.Store]:
-    """Create a store and time `batches` ``store.add`` calls (one commit each)."""
+) -> tuple[Timing, float | None, wb.Store]:
+    """Create a store and time `batches` ``store.add`` calls (one commit each).
+
+    Returns the timing, the seconds spent outside the HNSW build (None if unknown) and the store.
+    """
     store = wb.Store.create(path, dim=base.shape[1], metric=METRIC, dtype=dtype,
                             connectivity=CONNECTIVITY, expansion_add=EXPANSION_ADD,
                             expansion_search=ef)
@@ -261,8 +294,10 @@ def add_in_batches(
             if keys[0] != lo or keys[-1] != hi - 1:
                 raise RuntimeError("store keys do not follow row order; recall would be wrong")
 
-    t, _ = timed(add_all)
-    return t, store
+    with build_timer() as builds:
+        t, _ = timed(add_all)
+    outside = t.wall - sum(builds) if len(builds) == batches else None
+    return t, outside, store
 
 
 def bench_dtype(
@@ -277,19 +312,29 @@ def bench_dtype(
     repeats: int,
     ingest_repeats: int,
 ) -> tuple[list[Row], dict[str, float]]:
+    """All rows of one index dtype, and the ingest and search overheads for the goals."""
     n, dim = base.shape
     nq = len(queries)
     keys = np.arange(n, dtype=np.uint64)
     ids = pl.DataFrame({"id": pl.Series([str(i) for i in range(n)], dtype=pl.Utf8)})
     rows: list[Row] = []
-    vps = "{:,.0f} vec/s".format
-    qps = "{:,.0f} q/s".format
+
+    def add(
+        section: str, name: str, t: Timing | None = None, *, per: str = "",
+        recall: float | None = None, vs: Timing | None = None, rate: str = "", note: str = "",
+    ) -> None:
+        count = {"vec/s": n, "q/s": nq}.get(per)
+        if count and t is not None:
+            rate = f"{count / t.wall:,.0f} {per}"
+        ratio = None if vs is None or t is None else t.wall / vs.wall
+        rows.append(Row(dtype, section, name, t, rate, recall, ratio, note))
 
     # ---- ingest: alternate raw and store (ABBA...) so drifting CPU load hits both alike
     raw_path = tmp / f"raw-{dtype}.usearch"
     store_path = tmp / f"store-{dtype}"
     t_raws: list[Timing] = []
     t_stores: list[Timing] = []
+    outsides: list[float] = []
     index: Index | None = None
     store: wb.Store | None = None
     for rep in range(ingest_repeats):
@@ -305,23 +350,28 @@ def bench_dtype(
                     store.close()
                     store = None
                     shutil.rmtree(store_path)
-                t, store = add_in_batches(store_path, base, ids, dtype=dtype, ef=ef, batches=1)
+                t, outside, store = add_in_batches(store_path, base, ids, dtype=dtype, ef=ef,
+                                                   batches=1)
                 t_stores.append(t)
+                if outside is not None:
+                    outsides.append(outside)
     if index is None or store is None:
         raise RuntimeError("--ingest-repeats must be at least 1")
     t_raw, t_store = min(t_raws), min(t_stores)
-    rows.append(Row(dtype, "ingest", "raw usearch add+save", t_raw, vps(n / t_raw.wall),
-                    note=f"baseline; {spread(t_raws)}"))
-    rows.append(Row(dtype, "ingest", "store.add (1 commit)", t_store, vps(n / t_store.wall),
-                    ratio=t_store.wall / t_raw.wall, note=spread(t_stores)))
+    add("ingest", "raw usearch add+save", t_raw, per="vec/s",
+        note="; ".join(filter(None, ["baseline", spread(t_raws)])))
+    add("ingest", "store.add (1 commit)", t_store, per="vec/s", vs=t_raw, note=spread(t_stores))
+    extra = min(outsides) / t_raw.wall if outsides else float("nan")
+    if outsides:
+        add("ingest", "  of which outside the HNSW build", Timing(min(outsides), float("nan")),
+            note=f"= {extra:+.1%} of raw add+save (less noisy)")
     multi: wb.Store | None = None
     if batches:
         log(f"{dtype}: store.add, {batches} commits")
-        t_multi, multi = add_in_batches(tmp / f"store-{dtype}-{batches}", base, ids, dtype=dtype,
+        t_multi, _, multi = add_in_batches(tmp / f"store-{dtype}-{batches}", base, ids, dtype=dtype,
                                         ef=ef, batches=batches)
-        rows.append(Row(dtype, "ingest", f"store.add ({batches} commits)", t_multi,
-                        vps(n / t_multi.wall), ratio=t_multi.wall / t_raw.wall,
-                        note=f"{len(multi.segments)} segments"))
+        add("ingest", f"store.add ({batches} commits)", t_multi, per="vec/s", vs=t_raw,
+            note=f"{len(multi.segments)} segments")
 
     # ---- search: one batched call of all queries; variants interleaved, best of `repeats`
     log(f"{dtype}: search")
@@ -336,43 +386,40 @@ def bench_dtype(
     }
     if multi is not None:
         ann["multi"] = lambda: store_keys(multi.search(queries, k=K), nq)
-    t, found = interleaved(ann, repeats)
+    t_ann, found = interleaved(ann, repeats)
     rec = {name: recall_at_k(f, truth) for name, f in found.items()}
-    rows.append(Row(dtype, "search", "raw usearch search", t["raw"], qps(nq / t["raw"].wall),
-                    rec["raw"], note=f"baseline, ef={ef}"))
-    rows.append(Row(dtype, "search", "raw usearch search (view)", t["view"],
-                    qps(nq / t["view"].wall), rec["view"], ratio=t["view"].wall / t["raw"].wall,
-                    note="memory-mapped, as the store"))
-    rows.append(Row(dtype, "search", "store.search", t["store"], qps(nq / t["store"].wall),
-                    rec["store"], ratio=t["store"].wall / t["raw"].wall))
+    t_rs = t_ann["raw"]
+    add("search", "raw usearch search", t_rs, per="q/s", recall=rec["raw"],
+        note=f"baseline, ef={ef}")
+    add("search", "raw usearch search (view)", t_ann["view"], per="q/s", recall=rec["view"],
+        vs=t_rs, note="memory-mapped, as the store")
+    add("search", "store.search", t_ann["store"], per="q/s", recall=rec["store"], vs=t_rs)
     if multi is not None:
-        rows.append(Row(dtype, "search", f"store.search ({batches} segments)", t["multi"],
-                        qps(nq / t["multi"].wall), rec["multi"], ratio=t["multi"].wall / t["raw"].wall))
+        add("search", f"store.search ({batches} segments)", t_ann["multi"], per="q/s",
+            recall=rec["multi"], vs=t_rs)
     exact: dict[str, Callable[[], NDArray[np.integer]]] = {
         "numpy": lambda: exact_knn(base, queries, K),
         "store": lambda: store_keys(store.search(queries, k=K, exact=True), nq),
     }
-    te, found = interleaved(exact, max(1, repeats // 2))
-    rows.append(Row(dtype, "search", "exact numpy", te["numpy"], qps(nq / te["numpy"].wall),
-                    recall_at_k(found["numpy"], truth), note="blocked matmul; ground truth"))
-    rows.append(Row(dtype, "search", "store.search exact=True", te["store"],
-                    qps(nq / te["store"].wall), recall_at_k(found["store"], truth),
-                    ratio=te["store"].wall / te["numpy"].wall, note="vs exact numpy"))
-    t_rs, t_ss = t["raw"], t["store"]
+    t_ex, found = interleaved(exact, max(1, repeats // 2))
+    add("search", "exact numpy", t_ex["numpy"], per="q/s",
+        recall=recall_at_k(found["numpy"], truth), note="blocked matmul; ground truth")
+    add("search", "store.search exact=True", t_ex["store"], per="q/s",
+        recall=recall_at_k(found["store"], truth), vs=t_ex["numpy"], note="vs exact numpy")
 
-    # ---- open
+    # ---- open (page cache warm: this is the software cost, not the disk's)
     log(f"{dtype}: open")
     t_view, _ = best_of(lambda: Index.restore(str(raw_path), view=True), repeats)
-    rows.append(Row(dtype, "open", "raw Index.restore(view=True)", t_view, note="baseline"))
+    add("open", "raw Index.restore(view=True)", t_view, note="baseline")
     t_load, _ = best_of(lambda: Index.restore(str(raw_path)), repeats)
-    rows.append(Row(dtype, "open", "raw Index.restore (load)", t_load, ratio=t_load.wall / t_view.wall))
+    add("open", "raw Index.restore (load)", t_load, vs=t_view)
     for verify in (True, False):
         def open_close(verify: bool = verify) -> None:
             wb.Store.open(store_path, readonly=True, verify=verify).close()
 
         t_open, _ = best_of(open_close, repeats)
-        rows.append(Row(dtype, "open", f"Store.open(readonly, verify={verify})", t_open,
-                        ratio=t_open.wall / t_view.wall, note="vs raw view"))
+        add("open", f"Store.open(readonly, verify={verify})", t_open, vs=t_view,
+            note="vs raw view")
 
     # ---- bytes on disk
     raw_b = raw_path.stat().st_size / n
@@ -382,15 +429,19 @@ def bench_dtype(
         kind = p.name.split(".")[1]
         parts[kind] = parts.get(kind, 0) + p.stat().st_size
     breakdown = " + ".join(f"{kind} {size / n:,.0f}" for kind, size in sorted(parts.items()))
-    rows.append(Row(dtype, "disk", "raw index file", rate=f"{raw_b:,.0f} B/vec", note="baseline"))
+    add("disk", "raw index file", rate=f"{raw_b:,.0f} B/vec", note="baseline")
     rows.append(Row(dtype, "disk", "store folder", rate=f"{store_b:,.0f} B/vec",
                     ratio=store_b / raw_b, note=breakdown))
-    rows.append(Row(dtype, "disk", "float32 vector (reference)", rate=f"{dim * 4:,} B/vec"))
+    add("disk", "float32 vector (reference)", rate=f"{dim * 4:,} B/vec")
 
     store.close()
     if multi is not None:
         multi.close()
-    return rows, {"ingest": t_store.wall / t_raw.wall - 1, "search": t_ss.wall / t_rs.wall - 1}
+    return rows, {
+        "ingest": t_store.wall / t_raw.wall - 1,
+        "ingest, work outside the HNSW build": extra,
+        "search": t_ann["store"].wall / t_rs.wall - 1,
+    }
 
 
 # ---------------------------------------------------------------------------- main
@@ -459,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         f"expansion_add={EXPANSION_ADD} ef={args.ef} cores={cores}"
     )
     print(f"data: {args.clusters} gaussian clusters (noise {NOISE}), normalised, seed={args.seed}; "
-          f"ingest = best of {args.ingest_repeats} alternating builds; "
+          f"ingest = best of {args.ingest_repeats} (raw and store alternating); "
           f"search = one batched call of all queries, best of {args.repeats}")
     print("ratio = store cost / baseline cost (time, time per query, or bytes); >1 is worse")
     if shim_note:
@@ -471,10 +522,13 @@ def main(argv: list[str] | None = None) -> int:
           f"search <= {SEARCH_GOAL:.0%})")
     ok = True
     for dtype, g in goals.items():
-        for what, limit in (("ingest", INGEST_GOAL), ("search", SEARCH_GOAL)):
-            passed = g[what] <= limit
+        for what, value in g.items():
+            limit = INGEST_GOAL if what.startswith("ingest") else SEARCH_GOAL
+            if np.isnan(value):
+                continue
+            passed = value <= limit
             ok &= passed
-            print(f"  {dtype:4}  {what:6}  overhead {g[what] * 100:+6.1f}%  (limit "
+            print(f"  {dtype:4}  {what:37}  overhead {value * 100:+6.1f}%  (limit "
                   f"{limit:.0%})  {'PASS' if passed else 'FAIL'}")
     return 1 if args.strict and not ok else 0
 
