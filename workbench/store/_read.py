@@ -15,8 +15,25 @@ from . import _search
 if TYPE_CHECKING:
     from .store import Store
 
-#: Below this share of a segment's rows, a filtered search scans the allowed rows exactly.
-FILTER_EXACT_FRACTION = 0.05
+#: A filtered search scans the allowed rows of a segment exactly when rows x dim is at most
+#: this. Measured (50k x 384, f16, batches of 200 queries, 2 cores): exact over 5k allowed rows
+#: ran ~5,400 QPS against ~2,100 for oversampled HNSW at 10% selectivity; at 20% (10k rows) they
+#: were even (1,800 vs 2,700); the HNSW pool needed grows as 1/selectivity, exact cost as rows.
+FILTER_EXACT_CELLS = 4_000_000
+#: Candidates per result re-ranked with full-precision vectors when rescoring.
+DEFAULT_RESCORE = 4
+
+
+def _rescore_factor(rescore: bool | int | None, dtype: str) -> int:
+    if rescore is None:
+        return DEFAULT_RESCORE if dtype == "i8" else 0
+    if rescore is True:
+        return DEFAULT_RESCORE
+    if rescore is False:
+        return 0
+    if isinstance(rescore, int) and rescore >= 1:
+        return int(rescore)
+    raise InvalidInputError(f"rescore: expected True, False or a factor >= 1, got {rescore!r}")
 
 
 class ReadMixin:
@@ -117,6 +134,7 @@ class ReadMixin:
         k: int = 10,
         where: pl.Expr | None = None,
         exact: bool = False,
+        rescore: bool | int | None = None,
     ) -> pl.DataFrame:
         """Nearest neighbours of one or more queries.
 
@@ -130,6 +148,10 @@ class ReadMixin:
             Filter over the metadata; only matching rows are returned (hybrid search).
         exact : bool
             Brute force over the full-precision vectors instead of the HNSW index.
+        rescore : bool or int, optional
+            Re-rank ``k * factor`` index candidates with the full-precision vectors (``True``
+            means factor 4). Default: on for ``i8`` stores, whose quantized distances alone cap
+            recall, off otherwise.
 
         Returns
         -------
@@ -144,6 +166,7 @@ class ReadMixin:
             Empty query, wrong dimension, bad `k`, or a `where` naming a missing column.
         """
         k = check_positive_int(k, name="k")
+        factor = _rescore_factor(rescore, self.dtype)
         q = self._query_vectors(query)
         nq = q.shape[0]
         metric = self.metric
@@ -160,7 +183,8 @@ class ReadMixin:
                 if exact or small or entry.live <= self._manifest.index_params["exact_threshold"]:
                     parts.append(_search.segment_exact(seg, q, k, metric=metric))
                 else:
-                    parts.append(_search.segment_ann(seg, q, k, metric=metric))
+                    parts.append(_search.segment_ann(seg, q, k, metric=metric,
+                                                     rescore_factor=factor))
         else:
             allowed = self._filter(where)
             if allowed.height == 0:
@@ -172,17 +196,91 @@ class ReadMixin:
                 entry = entries[int(seg_ord)]
                 seg = self._segs[entry.id]
                 thr = self._manifest.index_params["exact_threshold"]
-                if exact or n_allowed <= thr or n_allowed < FILTER_EXACT_FRACTION * entry.live:
+                if exact or n_allowed <= thr or n_allowed * self.dim <= FILTER_EXACT_CELLS:
                     rows = allowed.filter(pl.col("_seg") == seg_ord).get_column("_row")
                     parts.append(_search.segment_exact(
                         seg, q, k, metric=metric, rows=rows.to_numpy().astype(np.int64)
                     ))
                 else:
                     parts.append(_search.segment_ann(
-                        seg, q, k, metric=metric, allowed=allowed_keys, n_allowed=int(n_allowed)
+                        seg, q, k, metric=metric, allowed=allowed_keys, n_allowed=int(n_allowed),
+                        rescore_factor=factor,
                     ))
         keys, dist = _search.merge_topk(parts, k, nq)
         return self._result_frame(keys, dist)
+
+    def recommend(
+        self: Store,
+        positive: Any,
+        negative: Any = None,
+        *,
+        k: int = 10,
+        where: pl.Expr | None = None,
+        negative_weight: float = 0.5,
+        rescore: bool | int | None = None,
+    ) -> pl.DataFrame:
+        """Rows like `positive` and unlike `negative` ("more like these, less like those").
+
+        The query is the mean of the positive vectors minus `negative_weight` times the mean
+        of the negative ones (Rocchio; vectors are normalised first for ``cos``), so a list of
+        liked items works as a user profile. The input ids are never returned.
+
+        Parameters
+        ----------
+        positive : id or list of ids
+            Rows to move towards (at least one).
+        negative : id or list of ids, optional
+            Rows to move away from.
+        k : int
+            Number of recommendations.
+        where : polars.Expr, optional
+            Metadata filter the recommendations must satisfy.
+        negative_weight : float
+            Weight of the negative mean.
+        rescore : bool or int, optional
+            As in :meth:`search`.
+
+        Returns
+        -------
+        polars.DataFrame
+            Same schema as :meth:`search` (``query`` is 0).
+
+        Raises
+        ------
+        UnknownIdError
+            A positive or negative id is not in the store.
+        InvalidInputError
+            No positive ids, an id both positive and negative, or a profile of zero length.
+        """
+        pos = check_ids(positive, name="positive")
+        neg = check_ids(negative, name="negative", allow_empty=True) if negative is not None else []
+        both = sorted(set(pos) & set(neg))
+        if both:
+            raise InvalidInputError(
+                f"negative: ids cannot be both positive and negative: {both[:5]}"
+            )
+        try:
+            p_vec = self.vectors(pos)
+        except UnknownIdError as exc:
+            raise UnknownIdError(str(exc).replace("ids:", "positive:", 1)) from None
+        try:
+            n_vec = self.vectors(neg) if neg else np.zeros((0, self.dim), np.float32)
+        except UnknownIdError as exc:
+            raise UnknownIdError(str(exc).replace("ids:", "negative:", 1)) from None
+        if self.metric == "cos":
+            p_vec = p_vec / np.linalg.norm(p_vec, axis=1, keepdims=True)
+            if len(n_vec):
+                n_vec = n_vec / np.linalg.norm(n_vec, axis=1, keepdims=True)
+        profile = p_vec.mean(axis=0)
+        if len(n_vec):
+            profile = profile - float(negative_weight) * n_vec.mean(axis=0)
+        if not np.isfinite(profile).all() or np.linalg.norm(profile) < 1e-12:
+            raise InvalidInputError(
+                "positive, negative: the profile vector is zero; use different examples"
+            )
+        exclude = ~pl.col("id").is_in(pl.Series(pos + neg, dtype=pl.Utf8).implode())
+        cond = exclude if where is None else (where & exclude)
+        return self.search(profile.astype(np.float32), k=k, where=cond, rescore=rescore)
 
     def _result_frame(
         self: Store, keys: NDArray[np.uint64], dist: NDArray[np.float32]

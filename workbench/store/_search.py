@@ -128,6 +128,36 @@ def _ann(
     return keys, dist, np.array([found])
 
 
+def rescore(
+    seg: LoadedSegment,
+    queries: NDArray[np.float32],
+    keys: NDArray[np.uint64],
+    dist: NDArray[np.float32],
+    k: int,
+    *,
+    metric: str,
+) -> tuple[NDArray[np.uint64], NDArray[np.float32]]:
+    """Re-rank candidate `keys` of `seg` with the full-precision vectors; keep the best `k`."""
+    valid = np.isfinite(dist)
+    seg_keys = seg.keys
+    rows = np.minimum(np.searchsorted(seg_keys, keys), seg_keys.size - 1)
+    rows = np.where(valid, rows, 0)
+    nq, width = keys.shape
+    vecs = np.asarray(seg.vectors[rows.ravel()]).reshape(nq, width, -1)
+    dots = np.einsum("qd,qwd->qw", queries, vecs)
+    if metric == "ip":
+        exact = 1.0 - dots
+    elif metric == "cos":
+        qn = np.linalg.norm(queries, axis=1)
+        vn = seg.norms()[rows]
+        exact = np.maximum(1.0 - dots / np.maximum(qn[:, None] * vn, 1e-30), 0.0)
+    else:
+        qn2 = np.einsum("ij,ij->i", queries, queries)
+        exact = np.maximum(qn2[:, None] + seg.norms()[rows] ** 2 - 2.0 * dots, 0.0)
+    exact = np.where(valid, exact, np.inf).astype(np.float32)
+    return merge_topk([(keys, exact)], k, nq)
+
+
 def segment_ann(
     seg: LoadedSegment,
     queries: NDArray[np.float32],
@@ -136,40 +166,63 @@ def segment_ann(
     metric: str,
     allowed: NDArray[np.uint64] | None = None,
     n_allowed: int | None = None,
+    rescore_factor: int = 0,
 ) -> tuple[NDArray[np.uint64], NDArray[np.float32]]:
     """HNSW top-k in one segment, skipping tombstones and keys outside `allowed`.
 
-    The candidate pool grows (x4) until every query has `k` admissible hits or the pool covers
-    the segment; queries still short fall back to exact search over admissible rows.
+    Each query asks for enough candidates to expect `k` admissible ones (``k / selectivity``);
+    queries left short retry with a 4x larger pool until the pool covers the segment, then fall
+    back to exact search over the admissible rows. With `rescore_factor` the best
+    ``k * rescore_factor`` admissible candidates are re-ranked with the full-precision vectors.
     """
+    nq = queries.shape[0]
     rows = seg.entry.rows
-    target = min(k, n_allowed if n_allowed is not None else seg.entry.live)
-    if allowed is not None and n_allowed:
-        count = int(np.ceil(k * rows / n_allowed * 1.25)) + 8
+    admissible = n_allowed if allowed is not None and n_allowed is not None else seg.entry.live
+    want = max(1, min(k * max(rescore_factor, 1), admissible))
+    target = min(k, admissible)
+    if allowed is not None:
+        # 2x the expected pool keeps retries rare (a retry re-runs the short queries only)
+        count = int(np.ceil(want * rows / max(admissible, 1) * 2.0)) + 16
     else:
-        count = k + seg.entry.deleted
-    count = min(max(count, k), rows)
-    while True:
-        keys, dist, counts = _ann(seg, queries, count)
+        count = want + seg.entry.deleted
+    count = min(max(count, want), rows)
+    out_keys = np.zeros((nq, want), dtype=np.uint64)
+    out_dist = np.full((nq, want), np.inf, dtype=np.float32)
+    todo = np.arange(nq)
+    fallback = np.zeros(nq, dtype=bool)
+    while todo.size:
+        keys, dist, counts = _ann(seg, queries[todo], count)
         valid = np.arange(keys.shape[1])[None, :] < counts[:, None]
         if seg.tombstones.size:
             valid &= ~_isin_sorted(keys, seg.tombstones)
         if allowed is not None:
             valid &= _isin_sorted(keys, allowed)
-        short = valid.sum(axis=1) < target
-        if not short.any() or count >= rows:
-            break
+        n_valid = valid.sum(axis=1)
+        exhausted = count >= rows
+        done = (n_valid >= want) | exhausted
+        if done.any():
+            sel = np.flatnonzero(done)
+            d = np.where(valid[sel], dist[sel], np.inf).astype(np.float32)
+            kk, dd = merge_topk([(keys[sel], d)], want, sel.size)
+            out_keys[todo[sel], : kk.shape[1]] = kk
+            out_dist[todo[sel], : dd.shape[1]] = dd
+            fallback[todo[sel]] = n_valid[sel] < target
+        todo = todo[~done]
         count = min(count * 4, rows)
-    dist = np.where(valid, dist, np.inf).astype(np.float32)
-    keys, dist = merge_topk([(keys, dist)], k, len(queries))
-    if short.any():
+    if rescore_factor:
+        out_keys, out_dist = rescore(seg, queries, out_keys, out_dist, k, metric=metric)
+    else:
+        out_keys, out_dist = out_keys[:, :k], out_dist[:, :k]
+    if fallback.any():
         live = seg.live_mask()
         if allowed is not None:
             live &= _isin_sorted(seg.keys, allowed)
-        ek, ed = segment_exact(seg, queries[short], k, metric=metric, rows=np.flatnonzero(live))
-        keys[short], dist[short] = ek[:, : keys.shape[1]], ed[:, : keys.shape[1]]
-    if keys.shape[1] < k:
-        pad = k - keys.shape[1]
-        keys = np.pad(keys, ((0, 0), (0, pad)))
-        dist = np.pad(dist, ((0, 0), (0, pad)), constant_values=np.inf)
-    return keys, dist
+        ek, ed = segment_exact(seg, queries[fallback], k, metric=metric,
+                               rows=np.flatnonzero(live))
+        width = out_keys.shape[1]
+        out_keys[fallback], out_dist[fallback] = ek[:, :width], ed[:, :width]
+    if out_keys.shape[1] < k:
+        pad = k - out_keys.shape[1]
+        out_keys = np.pad(out_keys, ((0, 0), (0, pad)))
+        out_dist = np.pad(out_dist, ((0, 0), (0, pad)), constant_values=np.inf)
+    return out_keys, out_dist

@@ -57,7 +57,6 @@ def build_index(
     if n <= ADD_CHUNK:
         index.add(keys, vectors)
         return index
-    index.reserve(n)
     with tqdm(total=n, desc="indexing", unit="vec", disable=not progress) as bar:
         for start in range(0, n, ADD_CHUNK):
             stop = min(start + ADD_CHUNK, n)
