@@ -4,14 +4,38 @@ Examples
 --------
 >>> import workbench as wb
 >>> store = wb.Store.create("demo.store", embedder=wb.embed.Hashing(dim=64))  # doctest: +SKIP
+>>> store.search("query text", k=5)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from . import datasets, embed, errors
+from .analysis.search import AnnEvaluation, SemanticCache, evaluate_ann
 from .embed import Fingerprint
 from .store import Store
 
 __version__ = "0.1.0"
 
-__all__ = ["Fingerprint", "Store", "__version__", "datasets", "embed", "errors"]
+__all__ = [
+    "AnnEvaluation",
+    "Fingerprint",
+    "SemanticCache",
+    "Store",
+    "__version__",
+    "datasets",
+    "embed",
+    "errors",
+    "evaluate_ann",
+    "widgets",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The widgets import ipywidgets and the library; load them only when asked for, so that
+    # the library itself never depends on its views.
+    if name == "widgets":
+        return importlib.import_module(".widgets", __name__)
+    raise AttributeError(f"module 'workbench' has no attribute {name!r}")

@@ -1,0 +1,10 @@
+"""ipywidgets views over library results: thin, no compute beyond one library call per action.
+
+The library never imports this package (a test checks it).
+"""
+
+from __future__ import annotations
+
+from .search import SearchPanel
+
+__all__ = ["SearchPanel"]

@@ -1,0 +1,154 @@
+"""SearchPanel: query box, k, filters generated from the metadata, results, more-like-this."""
+
+from __future__ import annotations
+
+import time
+from functools import reduce
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+import polars as pl
+import traitlets
+
+from ..errors import WorkbenchError
+from ._common import FilterControl, build_filters, esc
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+_CSS = """<style>
+.wb-result-row{border-bottom:1px solid #e3e7ed;padding:2px 0;align-items:flex-start}
+.wb-cell{font-size:12px;line-height:1.35}
+.wb-dist{font-variant-numeric:tabular-nums;color:#5b6675;width:5.5em;display:inline-block}
+.wb-id{font-weight:600;margin-right:.5em}
+.wb-meta{color:#5b6675;margin-left:.5em}
+</style>"""
+
+
+class SearchPanel(widgets.VBox):
+    """Search a store from a notebook.
+
+    A text box (Enter or the button runs the search), k, one filter per metadata column
+    (dropdowns for categorical, range sliders for numeric and date columns), the results with
+    their distance and metadata (all text escaped), a "more like this" button per row (one
+    :meth:`Store.recommend` call) and the query time.
+
+    The view state is in traits (``query``, ``k``, ``status``) and the last result frame in
+    ``results``; set traits and call :meth:`search` to drive it from code or tests.
+
+    Parameters
+    ----------
+    store : Store
+        The store to search (text queries need its embedder).
+    k : int
+        Initial number of results.
+    text : str
+        Metadata column shown as the result text (if present).
+    max_categories : int
+        Text columns with at most this many distinct values become dropdown filters.
+    """
+
+    query = traitlets.Unicode("")
+    k = traitlets.Int(10)
+    status = traitlets.Unicode("")
+    results = traitlets.Any(None)
+    elapsed = traitlets.Float(0.0)
+
+    def __init__(self, store: Store, *, k: int = 10, text: str = "text",
+                 max_categories: int = 50) -> None:
+        self.store = store
+        self.text_column = text
+        frame = store.scan().collect()
+        self.filters: list[FilterControl] = build_filters(
+            frame, max_categories=max_categories, skip=(text,)
+        )
+        self._text = widgets.Text(placeholder="Search…", continuous_update=False,
+                                  layout=widgets.Layout(width="60%"))
+        self._text.add_class("wb-query")
+        self._k = widgets.BoundedIntText(value=k, min=1, max=max(1, min(200, len(store))),
+                                         description="k", layout=widgets.Layout(width="8em"))
+        self._button = widgets.Button(description="Search", button_style="primary",
+                                      icon="search")
+        self._button.add_class("wb-search-button")
+        self._status = widgets.HTML()
+        self._status.add_class("wb-status")
+        self._rows = widgets.VBox()
+        self._rows.add_class("wb-results")
+        traitlets.link((self._text, "value"), (self, "query"))
+        traitlets.link((self._k, "value"), (self, "k"))
+        self._button.on_click(lambda _: self.search())
+        self._text.observe(self._on_submit, names="value")
+        filter_box = widgets.VBox([f.widget for f in self.filters])
+        accordion = widgets.Accordion(children=[filter_box])
+        accordion.set_title(0, f"Filters ({len(self.filters)})")
+        super().__init__([
+            widgets.HTML(_CSS),
+            widgets.HBox([self._text, self._k, self._button]),
+            accordion,
+            self._status,
+            self._rows,
+        ])
+        self.add_class("wb-search-panel")
+
+    # ------------------------------------------------------------------ actions
+    def filter(self, column: str) -> widgets.Widget:
+        """The filter widget of `column` (to set from code: ``panel.filter("lang").value``)."""
+        for f in self.filters:
+            if f.column == column:
+                return f.widget
+        raise KeyError(f"column: no filter for {column!r}; filters: "
+                       f"{[f.column for f in self.filters]}")
+
+    def where(self) -> pl.Expr | None:
+        """The combined filter expression of the active controls."""
+        exprs = [e for f in self.filters if (e := f.expr()) is not None]
+        return reduce(lambda a, b: a & b, exprs) if exprs else None
+
+    def search(self) -> pl.DataFrame | None:
+        """Run the query in the box: one :meth:`Store.search` call."""
+        if not self.query.strip():
+            self.status = "Type a query."
+            self._status.value = esc(self.status)
+            return None
+        return self._run(lambda: self.store.search(self.query, k=self.k, where=self.where()),
+                         label=f"“{self.query}”")
+
+    def more_like(self, id: str) -> pl.DataFrame | None:  # noqa: A002 - the store's id
+        """Show rows like `id`: one :meth:`Store.recommend` call (honours the filters)."""
+        return self._run(lambda: self.store.recommend([id], k=self.k, where=self.where()),
+                         label=f"more like {id}")
+
+    def _on_submit(self, change: dict[str, Any]) -> None:
+        if change["new"].strip():
+            self.search()
+
+    def _run(self, call: Any, *, label: str) -> pl.DataFrame | None:
+        t0 = time.perf_counter()
+        try:
+            res = call()
+        except WorkbenchError as exc:
+            self.status = f"Error: {exc}"
+            self._status.value = f"<span style='color:#b00020'>{esc(self.status, 600)}</span>"
+            return None
+        self.elapsed = time.perf_counter() - t0
+        self.results = res
+        self.status = f"{res.height} results for {label} in {self.elapsed * 1000:.1f} ms"
+        self._status.value = esc(self.status)
+        self._rows.children = [self._row(r) for r in res.iter_rows(named=True)]
+        return res
+
+    def _row(self, row: dict[str, Any]) -> widgets.Widget:
+        meta = [f"{esc(c)}={esc(v, 60)}" for c, v in row.items()
+                if c not in ("query", "id", "distance", "key", self.text_column)]
+        body = (
+            f"<div class='wb-cell'><span class='wb-dist'>{row['distance']:.4f}</span>"
+            f"<span class='wb-id'>{esc(row['id'], 80)}</span>"
+            f"{esc(row.get(self.text_column, ''), 400)}"
+            f"<span class='wb-meta'>{' · '.join(meta)}</span></div>"
+        )
+        more = widgets.Button(description="More like this", layout=widgets.Layout(width="9em"))
+        rid = str(row["id"])
+        more.on_click(lambda _: self.more_like(rid))
+        box = widgets.HBox([more, widgets.HTML(body)])
+        box.add_class("wb-result-row")
+        return box
