@@ -66,7 +66,8 @@ class SearchPanel(widgets.VBox):
                                   layout=widgets.Layout(width="60%"))
         self._text.add_class("wb-query")
         self._k = widgets.BoundedIntText(value=k, min=1, max=max(1, min(200, len(store))),
-                                         description="k", layout=widgets.Layout(width="8em"))
+                                         description="k", style={"description_width": "1.5em"},
+                                         layout=widgets.Layout(width="9em"))
         self._button = widgets.Button(description="Search", button_style="primary",
                                       icon="search")
         self._button.add_class("wb-search-button")
