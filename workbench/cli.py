@@ -60,7 +60,8 @@ def build_demo_store(path: Path, *, limit: int | None, embedder_name: str, cache
 
 def demo(args: argparse.Namespace) -> int:
     """Build the demo store, run searches and write ``reports/index.html``."""
-    from .reports import Section, frame_table, store_summary, write_report
+    from .analysis.search import evaluate_ann
+    from .reports import Section, figure_html, frame_table, store_summary, write_report
 
     t0 = time.perf_counter()
     limit = args.limit if args.limit > 0 else None
@@ -81,6 +82,13 @@ def demo(args: argparse.Namespace) -> int:
     sections.append(Section(
         f"Filtered search (source = pydoc-topic): {DEMO_QUERIES[2]}",
         frame_table(filtered.select("id", "distance", "module", "text")),
+    ))
+    ev = evaluate_ann(store, min(200, len(store)), k=10,
+                      sweep={"expansion_search": [8, 16, 32, 64, 128]}, progress=False)
+    sections.append(Section(
+        "ANN evaluation (recall@10 against exact search, 200 stored vectors as queries)",
+        frame_table(ev.to_frame()) + figure_html(ev.plot(), alt="recall vs QPS"),
+        note=f"exact search: {ev.exact_qps:,.0f} queries/s",
     ))
     sections.append(Section(
         "Timing",

@@ -85,7 +85,7 @@ class ArrayCache:
         return arr
 
     def save(self, key: str, array: NDArray[Any], meta: dict[str, Any]) -> None:
-        """Store `array` under `key` with a JSON description; warn once if the folder is unwritable."""
+        """Store `array` under `key` with a JSON sidecar; warn once if the folder is unwritable."""
         if self.folder is None:
             return
         arr = np.ascontiguousarray(array)

@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
-from .html import Section, frame_table, render_page, store_summary, write_report
+from .html import (
+    Section,
+    figure_html,
+    frame_table,
+    key_values,
+    render_page,
+    store_summary,
+    write_report,
+)
 
-__all__ = ["Section", "frame_table", "render_page", "store_summary", "write_report"]
+__all__ = [
+    "Section",
+    "figure_html",
+    "frame_table",
+    "key_values",
+    "render_page",
+    "store_summary",
+    "write_report",
+]

@@ -66,6 +66,17 @@ def frame_table(df: pl.DataFrame, *, max_rows: int = 200, max_chars: int = 240) 
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}"
 
 
+def figure_html(fig: Any, *, alt: str = "figure") -> str:
+    """A matplotlib figure as an inline PNG ``<img>`` (no external files)."""
+    import base64
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
 def key_values(items: dict[str, Any]) -> str:
     """A two-column table of labels and values (escaped)."""
     rows = "".join(
