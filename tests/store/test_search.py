@@ -146,3 +146,13 @@ def test_search_bad_input(big_store: wb.Store) -> None:
         big_store.search(np.empty((0, 64)), k=3)
     with pytest.raises(E.MissingColumnError, match="where"):
         big_store.search(np.ones(64), k=3, where=pl.col("missing") > 1)
+    with pytest.raises(E.InvalidInputError, match="where: expected a polars expression"):
+        big_store.search(np.ones(64), k=3, where="u < 3")
+
+
+def test_empty_text_query(tmp_path: Path) -> None:
+    with wb.Store.create(tmp_path / "t", embedder=wb.embed.Hashing(dim=32)) as s:
+        s.add({"id": ["a"], "text": ["hello"]}, text="text", progress=False)
+        for bad in ("", "   ", ["hello", ""]):
+            with pytest.raises(E.InvalidInputError, match="query: expected non-empty text"):
+                s.search(bad, k=1)
