@@ -52,25 +52,6 @@ DTYPES = ("f32", "f16", "bf16", "i8")
 NOISE = 1.0
 
 
-# ---------------------------------------------------------------------------- compatibility
-def usearch_shim() -> str | None:
-    """Make ``Index.reserve`` a no-op where usearch lacks it; return a note when applied.
-
-    ``workbench.store.segment.build_index`` calls ``index.reserve(n)`` for batches above
-    ``ADD_CHUNK`` rows, but usearch 2.26's Python ``Index`` has no ``reserve`` (``add`` grows
-    the capacity itself), so ``store.add`` of more than 16,384 rows raises AttributeError.
-    The no-op does what raw ``Index.add`` does, so the comparison stays fair.
-    """
-    if hasattr(Index, "reserve"):
-        return None
-    Index.reserve = lambda self, n: None  # type: ignore[attr-defined]
-    return (
-        f"NOTE: usearch {usearch.__version__} Index has no reserve(); the benchmark made it a "
-        "no-op so store.add of > 16,384 rows can run (bug in workbench/store/segment.py "
-        "build_index)"
-    )
-
-
 # ---------------------------------------------------------------------------- data
 def clustered(
     n: int, dim: int, *, centres: NDArray[np.float32], noise: float, rng: np.random.Generator
@@ -483,7 +464,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    shim_note = usearch_shim()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     log(f"data: {args.n:,} x {args.dim} + {args.queries:,} queries, {args.clusters} clusters")
     base, queries = make_data(args.n, args.queries, args.dim, clusters=args.clusters,
@@ -513,8 +493,6 @@ def main(argv: list[str] | None = None) -> int:
           f"ingest = best of {args.ingest_repeats} (raw and store alternating); "
           f"search = one batched call of all queries, best of {args.repeats}")
     print("ratio = store cost / baseline cost (time, time per query, or bytes); >1 is worse")
-    if shim_note:
-        print(shim_note)
     print()
     print(render(rows))
     print()

@@ -9,8 +9,8 @@ editing verbs :func:`reassign_outliers`, :func:`merge_clusters`, :func:`rename_c
 from __future__ import annotations
 
 from .cluster import (
-    ClusterResult,
     Clusterer,
+    ClusterResult,
     Reducer,
     apply_labels,
     cluster,

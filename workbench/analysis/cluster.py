@@ -167,7 +167,8 @@ def _load(
     else:
         vectors = check_vectors(data, name="vectors", allow_1d=False)
         n = vectors.shape[0]
-        meta = pl.DataFrame() if frame is None else check_frame(frame, name="frame")
+        meta = (pl.DataFrame({"key": np.arange(n, dtype=np.uint64)}) if frame is None
+                else check_frame(frame, name="frame"))
         if frame is not None and meta.height != n:
             raise InvalidInputError(
                 f"frame: expected {n} rows (one per vector), got {meta.height}"
@@ -183,7 +184,7 @@ def _load(
             rows = meta.with_row_index("_row").filter(where).get_column("_row").to_numpy()
             meta, vectors = meta[rows], vectors[rows]
         metric = "l2sq" if metric is None else metric
-        folder = None if cache is True else None
+        folder = None  # vectors have no store to cache beside; pass cache=<folder>
         origin = {"store": None, "generation": None}
     if isinstance(cache, str | Path) and not isinstance(cache, bool):
         folder = Path(cache)
