@@ -101,8 +101,15 @@ def demo(args: argparse.Namespace) -> int:
     if not args.no_notebooks and nb_dir.is_dir():
         from .notebooks import run_notebooks
 
+        import html as _html
+
         done = run_notebooks(nb_dir, reports / "notebooks")
-        sections.append(Section("Notebooks (executed)", frame_table(done)))
+        links = "".join(
+            f"<li><a href='notebooks/{_html.escape(Path(out).name)}'>{_html.escape(name)}</a>"
+            f" ({secs:.0f} s)</li>"
+            for name, secs, out in done.iter_rows()
+        )
+        sections.append(Section("Notebooks (executed)", f"<ul>{links}</ul>"))
     out = write_report(reports / "index.html", "Embedding Workbench demo", sections,
                        subtitle=f"{len(store):,} paragraphs of the Python documentation")
     store.close()

@@ -164,7 +164,7 @@ def silhouette(
     reduced: NDArray[np.floating[Any]],
     labels: NDArray[np.integer[Any]],
     *,
-    sample: int = 5000,
+    sample: int = 2000,
     random_state: int = 0,
 ) -> float:
     """Mean silhouette of the non-noise points, Euclidean, on at most `sample` of them.
