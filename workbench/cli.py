@@ -99,9 +99,9 @@ def demo(args: argparse.Namespace) -> int:
     ))
     nb_dir = Path(args.notebooks)
     if not args.no_notebooks and nb_dir.is_dir():
-        from .notebooks import run_notebooks
-
         import html as _html
+
+        from .notebooks import run_notebooks
 
         done = run_notebooks(nb_dir, reports / "notebooks")
         links = "".join(
