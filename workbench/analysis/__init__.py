@@ -8,6 +8,7 @@ editing verbs :func:`reassign_outliers`, :func:`merge_clusters`, :func:`rename_c
 
 from __future__ import annotations
 
+from ._cache import CacheWriteWarning
 from .cluster import (
     Clusterer,
     ClusterResult,
@@ -29,6 +30,7 @@ from .cluster_metrics import (
 from .keywords import KeywordsSkippedWarning, class_tfidf, cluster_keywords
 
 __all__ = [
+    "CacheWriteWarning",
     "ClusterMetrics",
     "ClusterResult",
     "Clusterer",

@@ -15,15 +15,17 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from .._validation import check_positive_int
 from ..errors import InvalidInputError
+
+if TYPE_CHECKING:  # scipy is imported on use: `import workbench` stays light
+    import scipy.sparse as sp
 
 __all__ = ["KeywordsSkippedWarning", "TermCounts", "class_tfidf", "cluster_keywords"]
 
@@ -60,6 +62,7 @@ class TermCounts:
         min_df: int = 1,
     ) -> TermCounts | None:
         """Count words in `texts` (nulls count as empty); None when no word survives."""
+        import scipy.sparse as sp
         from sklearn.feature_extraction.text import CountVectorizer
 
         docs = ["" if t is None else str(t) for t in texts]
@@ -93,6 +96,8 @@ def class_tfidf(
         For every label >= 0 present: ``(term, score)`` pairs, best first; terms that do not
         occur in the label are never returned.
     """
+    import scipy.sparse as sp
+
     top_n = check_positive_int(top_n, name="top_n")
     labels = np.asarray(labels)
     if labels.shape[0] != counts.counts.shape[0]:

@@ -202,8 +202,11 @@ def segment_ann(
     want = max(1, min(k * max(rescore_factor, 1), admissible))
     target = min(k, admissible)
     if allowed is not None:
-        # 2x the expected pool keeps retries rare (a retry re-runs the short queries only)
-        count = int(np.ceil(want * rows / max(admissible, 1) * 2.0)) + 16
+        # The admissible share of the pool should be as deep as an unfiltered search (ef), or
+        # filtered recall falls below unfiltered recall (0.94 vs 0.96 at 50% selectivity,
+        # 100k x 384, ef=64); 2x the expected need keeps retries rare.
+        breadth = max(2 * want, int(seg.index.expansion_search))
+        count = int(np.ceil(breadth * rows / max(admissible, 1))) + 16
     else:
         count = want + seg.entry.deleted
     count = min(max(count, want), rows)
