@@ -5,6 +5,7 @@ The library never imports this package (a test checks it).
 
 from __future__ import annotations
 
+from .cluster import ClusterExplorer
 from .search import SearchPanel
 
-__all__ = ["SearchPanel"]
+__all__ = ["ClusterExplorer", "SearchPanel"]

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import workbench as wb
+from workbench.analysis import cluster, recluster
+from workbench.errors import InvalidInputError
+
+
+@pytest.fixture(scope="module")
+def clustered(tmp_path_factory: pytest.TempPathFactory) -> tuple[wb.Store, object]:
+    d = wb.datasets.digits()
+    store = wb.Store.create(tmp_path_factory.mktemp("ce") / "s", dim=64, metric="l2sq",
+                            dtype="f32")
+    frame = d.frame.with_columns(
+        pl.format("<script>x</script> digit {}", pl.col("label")).alias("text"))
+    store.add(frame, vectors=d.vectors, progress=False)
+    return store, cluster(store, reducer="pca", layout="pca", progress=False)
+
+
+def test_explorer_selection_and_recluster_through_traits(clustered: tuple) -> None:
+    store, result = clustered
+    ex = wb.widgets.ClusterExplorer(result, store=store)
+    assert ex.selection.height == 0
+    ex.select(["digit-3", "digit-7"])
+    sel = ex.selection
+    assert sorted(sel["id"]) == ["digit-3", "digit-7"]
+    assert {"label", "cluster", "text"} <= set(sel.columns)  # metadata comes back too
+    ex.min_cluster_size = 40
+    new = ex.recluster()
+    want = recluster(result, min_cluster_size=40, min_samples=ex.min_samples)
+    assert new is not None and (new.labels == want.labels).all()
+    assert "clusters" in ex.status
+    ex.color_by = "label"
+    assert ex.scatter.color()["by"] == "label"
+
+
+def test_explorer_escapes_and_reports_distortion(clustered: tuple) -> None:
+    store, result = clustered
+    ex = wb.widgets.ClusterExplorer(result, store=store)
+    assert "trustworthiness" in ex._metrics.value
+    assert f"{result.metrics.trustworthiness:.3f}" in ex._metrics.value
+    assert "<script>" not in ex._table.value
+
+
+def test_explorer_needs_a_layout(clustered: tuple, tmp_path: Path) -> None:
+    store, _ = clustered
+    no_map = cluster(store, reducer="pca", layout=None, progress=False)
+    with pytest.raises(InvalidInputError, match="layout"):
+        wb.widgets.ClusterExplorer(no_map, store=store)

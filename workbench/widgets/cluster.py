@@ -1,0 +1,208 @@
+"""ClusterExplorer: a WebGL cluster map (jupyter-scatter) with re-clustering from the cache."""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import ipywidgets as widgets
+import numpy as np
+import polars as pl
+import traitlets
+
+from ..analysis.cluster import ClusterResult, recluster
+from ..errors import InvalidInputError, WorkbenchError
+from ._common import esc
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    # jupyter-scatter 1.0 calls a pandas API that pandas 3.1 deprecates; nothing to act on.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The inplace keyword",
+                                category=DeprecationWarning)
+        yield
+
+
+class ClusterExplorer(widgets.VBox):
+    """An interactive map of a :class:`~workbench.analysis.ClusterResult`.
+
+    The map is a jupyter-scatter WebGL scatter (smooth at 100k+ points; lasso with shift-drag,
+    click to pick), coloured by cluster or any metadata column; hovering shows the text as
+    text. Beside it: the map's distortion (trustworthiness, kNN preservation) and quality
+    measures, sliders for HDBSCAN's ``min_cluster_size`` / ``min_samples`` with a button that
+    re-clusters from the cached reduction (one :func:`recluster` call), and the cluster table
+    with sizes and keywords.
+
+    Parameters
+    ----------
+    result : ClusterResult
+        The clustering to show (with a 2-D layout).
+    store : Store, optional
+        Source of the metadata shown and offered for colouring (joined on ``key``).
+    metadata : polars.DataFrame, optional
+        Metadata with a ``key`` or ``id`` column, instead of a store.
+    text : str
+        Column shown on hover.
+    height : int
+        Map height in pixels.
+
+    Attributes
+    ----------
+    selection : polars.DataFrame
+        The selected points (``id``, cluster columns and metadata), for going back to code.
+    """
+
+    color_by = traitlets.Unicode("cluster")
+    min_cluster_size = traitlets.Int(10)
+    min_samples = traitlets.Int(5)
+    status = traitlets.Unicode("")
+
+    def __init__(self, result: ClusterResult, *, store: Store | None = None,
+                 metadata: pl.DataFrame | None = None, text: str = "text",
+                 height: int = 520) -> None:
+        if result.layout is None:
+            raise InvalidInputError("result: has no 2-D layout; cluster with layout='umap'")
+        self.result = result
+        self.text_column = text
+        if store is not None:
+            metadata = store.scan().collect()
+        self._meta = metadata
+        self._frame = self._join(result)
+        with _quiet():
+            from jscatter import Scatter
+
+            self.scatter = Scatter(data=self._scatter_frame(), x="x", y="y",
+                                   color_by="cluster", height=height, legend=True)
+            preview = text if text in self._frame.columns else None
+            self.scatter.tooltip(True, properties=["color"], preview=preview)
+        params = result.params.get("clusterer") or {}
+        self.min_cluster_size = int(params.get("min_cluster_size", 10) or 10)
+        self.min_samples = int(params.get("min_samples", 5) or 5)
+        colourable = ["cluster"] + [
+            c for c, t in self._frame.schema.items()
+            if c not in ("key", "id", "x", "y", "cluster", "name", "probability", "outlier_score",
+                         text)
+            and (t.is_numeric() or t in (pl.Utf8, pl.Categorical, pl.Boolean))
+        ] + ["probability", "outlier_score"]
+        self._color = widgets.Dropdown(options=colourable, value="cluster",
+                                       description="colour by")
+        traitlets.link((self._color, "value"), (self, "color_by"))
+        self.observe(self._on_color, names="color_by")
+        n = result.points.height
+        self._mcs = widgets.IntSlider(value=self.min_cluster_size, min=2,
+                                      max=max(3, n // 2), description="min_cluster_size",
+                                      style={"description_width": "initial"},
+                                      continuous_update=False)
+        self._ms = widgets.IntSlider(value=self.min_samples, min=1, max=max(2, min(100, n - 1)),
+                                     description="min_samples",
+                                     style={"description_width": "initial"},
+                                     continuous_update=False)
+        traitlets.link((self._mcs, "value"), (self, "min_cluster_size"))
+        traitlets.link((self._ms, "value"), (self, "min_samples"))
+        self._button = widgets.Button(description="Re-cluster", button_style="primary")
+        self._button.on_click(lambda _: self.recluster())
+        self._metrics = widgets.HTML()
+        self._metrics.add_class("wb-cluster-metrics")
+        self._table = widgets.HTML()
+        self._table.add_class("wb-cluster-table")
+        self._status = widgets.HTML()
+        self._render_side()
+        side = widgets.VBox([self._metrics, self._color, self._mcs, self._ms, self._button,
+                             self._status], layout=widgets.Layout(width="34%"))
+        map_box = widgets.Box([self.scatter.show()], layout=widgets.Layout(width="66%"))
+        map_box.add_class("wb-cluster-map")
+        super().__init__([widgets.HBox([map_box, side]), self._table])
+        self.add_class("wb-cluster-explorer")
+
+    # ------------------------------------------------------------------ data
+    def _join(self, result: ClusterResult) -> pl.DataFrame:
+        pts = result.to_frame()
+        if self._meta is None:
+            return pts
+        meta = self._meta
+        on = "key" if "key" in meta.columns and "key" in pts.columns else "id"
+        extra = [c for c in meta.columns if c not in pts.columns or c == on]
+        return pts.join(meta.select(extra), on=on, how="left", maintain_order="left")
+
+    def _scatter_frame(self) -> pl.DataFrame:
+        f = self._frame
+        names = f.get_column("name").fill_null("noise")
+        return f.with_columns(
+            pl.when(pl.col("cluster") < 0).then(pl.lit("noise"))
+            .otherwise(pl.col("cluster").cast(pl.Utf8) + ": " + names).alias("cluster")
+        )
+
+    # ------------------------------------------------------------------ actions
+    @property
+    def selection(self) -> pl.DataFrame:
+        """Selected points with their cluster and metadata."""
+        idx = np.asarray(self.scatter.selection(), dtype=np.int64)
+        return self._frame[idx] if idx.size else self._frame.head(0)
+
+    def select(self, ids: list[str]) -> None:
+        """Select points by id (as a lasso would)."""
+        pos = self._frame.with_row_index("_i").filter(
+            pl.col("id").is_in(pl.Series([str(i) for i in ids]).implode())
+        ).get_column("_i").to_numpy()
+        self.scatter.selection(pos.astype(int).tolist())
+
+    def recluster(self) -> ClusterResult | None:
+        """Re-run HDBSCAN with the slider values: one :func:`recluster` call."""
+        try:
+            new = recluster(self.result, min_cluster_size=self.min_cluster_size,
+                            min_samples=self.min_samples)
+        except WorkbenchError as exc:
+            self.status = f"Error: {exc}"
+            self._status.value = f"<span style='color:#b00020'>{esc(self.status, 600)}</span>"
+            return None
+        self.result = new
+        self._frame = self._join(new)
+        with _quiet():
+            self.scatter.data(self._scatter_frame())
+            self._on_color({"new": self.color_by})
+        self._render_side()
+        secs = new.params.get("seconds", {}).get("cluster", float("nan"))
+        self.status = f"{new.clusters.height} clusters ({secs:.2f} s)"
+        self._status.value = esc(self.status)
+        return new
+
+    def _on_color(self, change: dict[str, Any]) -> None:
+        with _quiet():
+            self.scatter.color(by=change["new"])
+
+    def _render_side(self) -> None:
+        m = self.result.metrics
+        rows = {
+            "map trustworthiness": getattr(m, "trustworthiness", None),
+            "kNN kept in the map": getattr(m, "knn_preservation", None),
+            "noise fraction": getattr(m, "noise_fraction", None),
+            "silhouette (reduced)": getattr(m, "silhouette", None),
+            "relative validity": getattr(m, "relative_validity", None),
+        }
+        cells = "".join(
+            f"<tr><td>{esc(k)}</td><td>{'–' if v is None or v != v else f'{v:.3f}'}</td></tr>"
+            for k, v in rows.items()
+        )
+        self._metrics.value = (
+            "<b>How far to trust the map</b><table>" + cells + "</table>"
+            "<div style='font-size:11px;color:#5b6675'>A 2-D map distorts distances: "
+            "trustworthiness and the share of each point's 10 nearest neighbours kept in the "
+            "map say by how much.</div>"
+        )
+        body = "".join(
+            f"<tr><td>{c}</td><td>{esc(name)}</td><td>{size}</td>"
+            f"<td>{esc(', '.join(kw[:8]))}</td></tr>"
+            for c, name, size, kw in self.result.clusters.select(
+                "cluster", "name", "size", "keywords").iter_rows()
+        )
+        self._table.value = (
+            "<style>.wb-table td,.wb-table th{padding:2px 10px;text-align:left;"
+            "border-bottom:1px solid #e3e7ed;font-size:12px}</style><table class='wb-table'><thead><tr><th>cluster</th><th>name</th><th>size</th>"
+            f"<th>keywords</th></tr></thead><tbody>{body}</tbody></table>"
+        )
