@@ -105,9 +105,10 @@ def jupyter_lab(root: Path, home: Path, *, timeout: float = 90) -> Iterator[Lab]
             try:
                 with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2):
                     break
-            except OSError:
+            except OSError as exc:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"JupyterLab did not start: {log.read_text()[-3000:]}")
+                    raise TimeoutError(
+                        f"JupyterLab did not start: {log.read_text()[-3000:]}") from exc
                 time.sleep(0.5)
         yield Lab(url=url, token=token, root=root, proc=proc, log=log)
     finally:

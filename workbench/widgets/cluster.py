@@ -203,6 +203,7 @@ class ClusterExplorer(widgets.VBox):
         )
         self._table.value = (
             "<style>.wb-table td,.wb-table th{padding:2px 10px;text-align:left;"
-            "border-bottom:1px solid #e3e7ed;font-size:12px}</style><table class='wb-table'><thead><tr><th>cluster</th><th>name</th><th>size</th>"
+            "border-bottom:1px solid #e3e7ed;font-size:12px}</style>"
+            "<table class='wb-table'><thead><tr><th>cluster</th><th>name</th><th>size</th>"
             f"<th>keywords</th></tr></thead><tbody>{body}</tbody></table>"
         )
