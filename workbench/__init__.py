@@ -12,7 +12,16 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import datasets, embed, errors
+from . import analysis, datasets, embed, errors
+from .analysis import (
+    ClusterResult,
+    apply_labels,
+    cluster,
+    merge_clusters,
+    reassign_outliers,
+    recluster,
+    rename_clusters,
+)
 from .analysis.search import AnnEvaluation, SemanticCache, evaluate_ann
 from .embed import Fingerprint
 from .store import Store
@@ -21,14 +30,22 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AnnEvaluation",
+    "ClusterResult",
     "Fingerprint",
     "SemanticCache",
     "Store",
     "__version__",
+    "analysis",
+    "apply_labels",
+    "cluster",
     "datasets",
     "embed",
     "errors",
     "evaluate_ann",
+    "merge_clusters",
+    "reassign_outliers",
+    "recluster",
+    "rename_clusters",
     "widgets",
 ]
 

@@ -1,0 +1,331 @@
+"""Clustering: our pipeline vs baselines on data with ground truth, side by side.
+
+Datasets (read from ../shared/data through workbench.evaldata; a missing one is skipped):
+
+* MNIST t10k: 10,000 x 784 raw pixels, 10 digits, Euclidean.
+* AG News test: 7,600 "title. description" texts, 4 topics, embedded with all-MiniLM-L6-v2
+  (cosine). Embeddings go through the embedding cache (``$WORKBENCH_CACHE_DIR`` or
+  ``data/cache``): ~6 minutes on 2 cores the first time, seconds after.
+
+Methods: ``ours`` is ``workbench.analysis.cluster`` with its defaults (UMAP to 5-d, HDBSCAN,
+separate 2-D UMAP map), run cold (no disk cache); ``ours auto`` re-clusters the same reduction
+with ``auto=True`` (HDBSCAN settings picked by relative validity); ``k-means`` gets the true
+number of classes; ``HDBSCAN PCA-50`` runs hdbscan on 50 principal components with our
+min_cluster_size / min_samples; ``fast_hdbscan`` (if importable) clusters our cached reduction
+with the same settings. Ratios are *method / k-means*: for ARI and NMI above 1 is better, for
+time below 1 is faster.
+
+Scale: re-clustering 100k x 5-d points (gaussian blobs standing in for a UMAP reduction) from
+the kept spanning tree, against a cold hdbscan (and fast_hdbscan) run.
+
+Examples
+--------
+    python benchmarks/bench_cluster.py
+    python benchmarks/bench_cluster.py --quick          # 2,000 rows per dataset, 20k for scale
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+from sklearn.cluster import KMeans
+from sklearn.decomposition import PCA
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+import workbench.analysis as wa
+from workbench.evaldata import EvalDataMissingError, shared_data_path
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST_GOAL = 0.85
+RECLUSTER_GOAL_S = 1.0
+SCALE_N = 100_000
+
+
+class Dataset(NamedTuple):
+    name: str
+    vectors: NDArray[np.float32]
+    labels: NDArray[np.int32]
+    frame: pl.DataFrame
+    metric: str
+    text: str | None
+
+
+class Row(NamedTuple):
+    dataset: str
+    method: str
+    ari: float
+    nmi: float
+    noise: float
+    clusters: int
+    seconds: float
+
+
+def _subsample(n: int, limit: int | None) -> NDArray[np.int64]:
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).choice(n, size=limit, replace=False))
+
+
+def load_mnist(limit: int | None) -> Dataset | None:
+    try:
+        folder = shared_data_path("mnist")
+    except EvalDataMissingError as exc:
+        print(f"skip mnist: {exc}")
+        return None
+    with gzip.open(folder / "t10k-images-idx3-ubyte.gz") as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 784).astype(np.float32)
+    with gzip.open(folder / "t10k-labels-idx1-ubyte.gz") as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8).astype(np.int32)
+    rows = _subsample(len(y), limit)
+    frame = pl.DataFrame({"id": [f"mnist-{i}" for i in rows]})
+    return Dataset("MNIST-10k" if limit is None else f"MNIST-{rows.size}", x[rows], y[rows],
+                   frame, "l2sq", None)
+
+
+def load_ag_news(limit: int | None) -> Dataset | None:
+    try:
+        path = shared_data_path("ag_news", "test.csv")
+    except EvalDataMissingError as exc:
+        print(f"skip ag_news: {exc}")
+        return None
+    from workbench.embed import MiniLM
+
+    df = pl.read_csv(path, has_header=False, new_columns=["label", "title", "description"])
+    # The descriptions escape line breaks as a lone backslash.
+    texts = (df["title"] + ". " + df["description"].str.replace_all("\\", " ", literal=True))
+    rows = _subsample(df.height, limit)
+    cache = Path(os.environ.get("WORKBENCH_CACHE_DIR", ROOT / "data" / "cache"))
+    t0 = time.perf_counter()
+    vectors = MiniLM(cache=cache).embed(texts.to_list(), progress=True)
+    print(f"ag_news: {df.height} texts embedded (cache {cache}) in {time.perf_counter() - t0:.1f}s")
+    frame = pl.DataFrame({"id": [f"ag-{i}" for i in rows], "text": texts.to_numpy()[rows]})
+    return Dataset("AG News" if limit is None else f"AG News-{rows.size}", vectors[rows],
+                   (df["label"].to_numpy().astype(np.int32) - 1)[rows], frame, "cos", "text")
+
+
+def _fast_hdbscan() -> Any | None:
+    try:
+        import fast_hdbscan
+    except ImportError:
+        return None
+    # Compile its numba kernels outside the timings.
+    fast_hdbscan.HDBSCAN(min_cluster_size=5).fit_predict(
+        np.random.default_rng(0).normal(size=(200, 5)))
+    return fast_hdbscan
+
+
+def _row(ds: str, method: str, y: NDArray[Any], labels: NDArray[Any], seconds: float) -> Row:
+    labels = np.asarray(labels)
+    return Row(ds, method, adjusted_rand_score(y, labels), normalized_mutual_info_score(y, labels),
+               float(np.mean(labels < 0)), int(np.unique(labels[labels >= 0]).size), seconds)
+
+
+def run_dataset(d: Dataset, fast: Any | None) -> tuple[list[Row], list[dict[str, Any]], dict]:
+    import hdbscan
+
+    rows: list[Row] = []
+    k = int(np.unique(d.labels).size)
+    print(f"\n== {d.name}: {d.vectors.shape[0]} x {d.vectors.shape[1]}, {k} classes")
+    t0 = time.perf_counter()
+    res = wa.cluster(d.vectors, frame=d.frame, text=d.text, metric=d.metric, cache=False,
+                     progress=False)
+    rows.append(_row(d.name, "ours (defaults)", d.labels, res.labels, time.perf_counter() - t0))
+    print(f"ours: {res.params['seconds']}  {res.metrics.summary()}")
+    cp = res.params["clusterer"]
+
+    t0 = time.perf_counter()
+    auto = wa.recluster(res, auto=True)
+    rows.append(_row(d.name, "ours auto (from cache)", d.labels, auto.labels,
+                     time.perf_counter() - t0))
+    chosen = auto.grid.filter(pl.col("chosen")).row(0, named=True)
+    print(f"auto picked min_cluster_size={chosen['min_cluster_size']} min_samples="
+          f"{chosen['min_samples']} {chosen['cluster_selection_method']} (relative validity "
+          f"{chosen['relative_validity']:.3f}) from {auto.grid.height} settings")
+    scored = []
+    for r in auto.grid.iter_rows(named=True):
+        labels = wa.recluster(res, min_cluster_size=r["min_cluster_size"],
+                              min_samples=r["min_samples"],
+                              cluster_selection_method=r["cluster_selection_method"]).labels
+        scored.append((adjusted_rand_score(d.labels, labels), r))
+    oracle = max(scored, key=lambda t: t[0])
+    print(f"grid spread: best ARI {oracle[0]:.3f} at {oracle[1]['min_cluster_size']}/"
+          f"{oracle[1]['min_samples']}/{oracle[1]['cluster_selection_method']} (needs labels)")
+
+    t0 = time.perf_counter()
+    wa.recluster(res, min_cluster_size=2 * cp["min_cluster_size"])
+    recluster_s = time.perf_counter() - t0
+
+    x = d.vectors
+    if d.metric == "cos":
+        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+    t0 = time.perf_counter()
+    km = KMeans(n_clusters=k, n_init=3, random_state=0).fit_predict(x)
+    rows.append(_row(d.name, f"k-means (k={k})", d.labels, km, time.perf_counter() - t0))
+
+    t0 = time.perf_counter()
+    pca = PCA(n_components=min(50, x.shape[1]), random_state=0).fit_transform(x)
+    hd = hdbscan.HDBSCAN(min_cluster_size=cp["min_cluster_size"],
+                         min_samples=cp["min_samples"]).fit_predict(pca)
+    rows.append(_row(d.name, "HDBSCAN on PCA-50", d.labels, hd, time.perf_counter() - t0))
+
+    t0 = time.perf_counter()
+    ref = hdbscan.HDBSCAN(min_cluster_size=cp["min_cluster_size"],
+                          min_samples=cp["min_samples"]).fit_predict(res.reduced)
+    rows.append(_row(d.name, "hdbscan on our reduction", d.labels, ref,
+                     time.perf_counter() - t0))
+    if fast is not None:
+        t0 = time.perf_counter()
+        fl = fast.HDBSCAN(min_cluster_size=cp["min_cluster_size"],
+                          min_samples=cp["min_samples"]).fit_predict(res.reduced)
+        rows.append(_row(d.name, "fast_hdbscan on our reduction", d.labels, fl,
+                         time.perf_counter() - t0))
+
+    pca2 = PCA(n_components=2, random_state=0).fit_transform(x)
+    maps = [
+        {"dataset": d.name, "layout": "UMAP 2-D (ours)",
+         "trustworthiness": res.metrics.trustworthiness,
+         "knn_kept": res.metrics.knn_preservation},
+        {"dataset": d.name, "layout": "PCA 2-D",
+         "trustworthiness": wa.trustworthiness(d.vectors, pca2, metric=d.metric),
+         "knn_kept": wa.knn_preservation(d.vectors, pca2, metric=d.metric)},
+        {"dataset": d.name, "layout": "UMAP 5-d (clustered space)",
+         "trustworthiness": res.metrics.reduction_trustworthiness,
+         "knn_kept": wa.knn_preservation(d.vectors, res.reduced, metric=d.metric)},
+    ]
+    extra = {"recluster_s": recluster_s, "keywords": res.clusters.head(6)
+             .select("cluster", "size", "keywords")}
+    return rows, maps, extra
+
+
+def run_scale(n: int, fast: Any | None) -> dict[str, float]:
+    import hdbscan
+    from sklearn.datasets import make_blobs
+
+    x, _ = make_blobs(n_samples=n, n_features=5, centers=30, cluster_std=1.5, random_state=0)
+    x = x.astype(np.float32)
+    out: dict[str, float] = {}
+    t0 = time.perf_counter()
+    hdbscan.HDBSCAN(min_cluster_size=100, min_samples=5).fit(x)
+    out["hdbscan cold (min_samples=5)"] = time.perf_counter() - t0
+    if fast is not None:
+        t0 = time.perf_counter()
+        fast.HDBSCAN(min_cluster_size=100, min_samples=5).fit(x)
+        out["fast_hdbscan cold"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res = wa.cluster(x, reducer=None, layout=None, text=None, min_cluster_size=100,
+                     min_samples=5, cache=False, progress=False)
+    out["ours cold (tree + extraction + result)"] = time.perf_counter() - t0
+    for label, kwargs in [
+        ("recluster min_cluster_size 100 -> 300", {"min_cluster_size": 300}),
+        ("recluster min_cluster_size 100 -> 30", {"min_cluster_size": 30}),
+        ("recluster selection eom -> leaf", {"cluster_selection_method": "leaf"}),
+    ]:
+        t0 = time.perf_counter()
+        wa.recluster(res, **kwargs)
+        out[label] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    wa.recluster(res, min_samples=10)
+    out["recluster min_samples 5 -> 10 (new tree)"] = time.perf_counter() - t0
+    return out
+
+
+def _fmt_table(frame: pl.DataFrame) -> str:
+    cols = frame.columns
+    cells = [[c for c in cols]] + [
+        [f"{v:.3f}" if isinstance(v, float) else str(v) for v in row] for row in frame.iter_rows()
+    ]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cols))]
+    lines = [" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="2,000 rows per dataset, 20k scale")
+    ap.add_argument("--datasets", default="mnist,ag_news")
+    ap.add_argument("--no-scale", action="store_true", help="skip the 100k re-cluster timing")
+    args = ap.parse_args(argv)
+    warnings.simplefilter("ignore")  # third-party chatter (numba, umap) would drown the tables
+    limit = 2000 if args.quick else None
+    fast = _fast_hdbscan()
+    print(f"fast_hdbscan: {'available' if fast else 'not installed (pip install fast_hdbscan)'}")
+    loaders = {"mnist": load_mnist, "ag_news": load_ag_news}
+    rows: list[Row] = []
+    maps: list[dict[str, Any]] = []
+    extras: dict[str, dict[str, Any]] = {}
+    for name in args.datasets.split(","):
+        d = loaders[name.strip()](limit)
+        if d is None:
+            continue
+        r, m, e = run_dataset(d, fast)
+        rows += r
+        maps += m
+        extras[d.name] = e
+    scale = {} if args.no_scale else run_scale(20_000 if args.quick else SCALE_N, fast)
+
+    if rows:
+        table = pl.DataFrame(rows, schema=list(Row._fields), orient="row")
+        base = table.filter(pl.col("method").str.starts_with("k-means")).select(
+            "dataset", pl.col("ari").alias("_a"), pl.col("nmi").alias("_n"),
+            pl.col("seconds").alias("_s"))
+        table = table.join(base, on="dataset", how="left").with_columns(
+            (pl.col("ari") / pl.col("_a")).alias("ARI/km"),
+            (pl.col("nmi") / pl.col("_n")).alias("NMI/km"),
+            (pl.col("seconds") / pl.col("_s")).alias("time/km"),
+        ).drop("_a", "_n", "_s")
+        print("\n## Clustering quality and time (ratios: method / k-means with the true k)")
+        print(_fmt_table(table))
+        print("\n## How much the map distorts (k = 10 nearest neighbours; sampled)")
+        print(_fmt_table(pl.DataFrame(maps)))
+        for ds, e in extras.items():
+            print(f"\n{ds}: re-cluster from cache (min_cluster_size x2) {e['recluster_s']:.3f}s")
+            kw = e["keywords"]
+            if kw["keywords"].list.len().sum():
+                print(f"{ds}: keywords of the first clusters")
+                for c, size, words in kw.iter_rows():
+                    print(f"  {c:>3} ({size:>4}): {', '.join(words[:8])}")
+    if scale:
+        n = 20_000 if args.quick else SCALE_N
+        print(f"\n## Re-cluster from the kept tree, {n:,} x 5-d")
+        print(_fmt_table(pl.DataFrame({"step": list(scale), "seconds": list(scale.values())})))
+
+    print("\n## Goals")
+    goals: list[tuple[str, bool | None, str]] = []
+    by = {(r.dataset, r.method): r for r in rows}
+    mn = by.get(("MNIST-10k", "ours (defaults)"))
+    mn_auto = by.get(("MNIST-10k", "ours auto (from cache)"))
+    if mn is not None and mn_auto is not None:
+        best = max(mn.ari, mn_auto.ari)
+        goals.append((f"MNIST-10k ARI >= {MNIST_GOAL}", best >= MNIST_GOAL,
+                      f"defaults {mn.ari:.3f}, auto {mn_auto.ari:.3f}"))
+    ag = by.get(("AG News", "ours (defaults)"))
+    ag_auto = by.get(("AG News", "ours auto (from cache)"))
+    ag_km = by.get(("AG News", "k-means (k=4)"))
+    if ag is not None and ag_km is not None and ag_auto is not None:
+        goals.append(("AG News NMI above k-means", max(ag.nmi, ag_auto.nmi) > ag_km.nmi,
+                      f"defaults {ag.nmi:.3f}, auto {ag_auto.nmi:.3f} vs k-means "
+                      f"{ag_km.nmi:.3f}"))
+    if scale:
+        worst = max(v for k_, v in scale.items() if k_.startswith("recluster min_cluster")
+                    or k_.startswith("recluster selection"))
+        goals.append((f"re-cluster {20_000 if args.quick else SCALE_N:,} points < "
+                      f"{RECLUSTER_GOAL_S:.0f} s", worst < RECLUSTER_GOAL_S,
+                      f"slowest {worst:.3f}s"))
+    for name, ok, detail in goals:
+        print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
