@@ -209,9 +209,8 @@ def test_open_old_generation_needs_readonly(store_path: Path) -> None:
         wb.Store.open(store_path, readonly=True, generation=99)
 
 
-def test_i8_needs_unit_range_for_l2sq(tmp_path: Path) -> None:
-    with wb.Store.create(tmp_path / "s", dim=4, metric="l2sq", dtype="i8") as s:
-        with pytest.raises(E.InvalidInputError, match=r"vectors: an i8 index .*\[-1, 1\]"):
-            s.add({"id": ["a"]}, vectors=[[255.0, 0, 0, 0]])
-        assert len(s) == 0 and s.generation == 0
-        s.add({"id": ["a"]}, vectors=[[0.5, 0, 0, -1.0]])
+def test_i8_needs_cosine(tmp_path: Path) -> None:
+    for metric in ("l2sq", "ip"):
+        with pytest.raises(E.InvalidInputError, match="dtype: 'i8' needs metric='cos'"):
+            wb.Store.create(tmp_path / metric, dim=4, metric=metric, dtype="i8")
+        assert not list((tmp_path / metric).glob("manifest-*"))

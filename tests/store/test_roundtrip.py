@@ -101,8 +101,12 @@ def test_delete_compact_and_upsert(tmp_path: Path) -> None:
 def test_metric_dtype_matrix(tmp_path: Path, metric: str, dtype: str) -> None:
     dim = 24
     x = clustered(3000, dim, seed=4)
-    if metric == "l2sq" and dtype != "i8":
-        x = x * 3.0  # unnormalised data for l2sq (i8 needs values in [-1, 1])
+    if dtype == "i8" and metric != "cos":
+        with pytest.raises(wb.errors.InvalidInputError, match="dtype: 'i8' needs metric='cos'"):
+            wb.Store.create(tmp_path / "s", dim=dim, metric=metric, dtype=dtype)
+        return
+    if metric == "l2sq":
+        x = x * 3.0  # unnormalised data for l2sq
     q = x[:40] + 0.01
     with wb.Store.create(tmp_path / "s", dim=dim, metric=metric, dtype=dtype,
                          exact_threshold=100) as store:

@@ -272,12 +272,6 @@ class WriteMixin:
             raise InvalidInputError(
                 f"vectors: expected {df.height} rows (one per row of data), got {vecs.shape[0]}"
             )
-        if self.dtype == "i8" and self.metric != "cos" and float(np.abs(vecs).max()) > 1.0:
-            raise InvalidInputError(
-                f"vectors: an i8 index quantizes values in [-1, 1], got values up to "
-                f"{float(np.abs(vecs).max()):.3g} for metric {self.metric!r}; scale the vectors "
-                "or use dtype='f16'"
-            )
         if self.metric == "cos":
             zero = ~vecs.any(axis=1)
             if zero.any():

@@ -30,11 +30,26 @@ def new_segment_id() -> str:
     return f"seg-{uuid.uuid4().hex[:16]}"
 
 
+def cos_as_ip(metric: str, params: dict[str, int]) -> bool:
+    """Whether a cosine store's index holds unit vectors under ``ip``.
+
+    usearch's ``ip`` kernel ran 1.35-1.4x faster than ``cos`` on the same graph (100k x 384,
+    f16) with the same neighbours; ``1 - ip`` of unit vectors is the cosine distance.
+    """
+    return metric == "cos" and bool(params.get("cos_as_ip", 0))
+
+
+def unit(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Rows scaled to unit length (zero rows left as they are)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
 def make_index(dim: int, *, metric: str, dtype: str, params: dict[str, int]) -> Index:
     """An empty usearch index with the store's parameters."""
     return Index(
         ndim=dim,
-        metric=metric,
+        metric="ip" if cos_as_ip(metric, params) else metric,
         dtype=dtype,
         connectivity=params["connectivity"],
         expansion_add=params["expansion_add"],
@@ -53,6 +68,8 @@ def build_index(
 ) -> Index:
     """Build a usearch HNSW index over `vectors` with `keys`."""
     index = make_index(vectors.shape[1], metric=metric, dtype=dtype, params=params)
+    if cos_as_ip(metric, params):
+        vectors = unit(vectors)
     n = len(keys)
     if n <= ADD_CHUNK:
         index.add(keys, vectors)
@@ -130,6 +147,7 @@ class LoadedSegment:
     vectors: NDArray[np.float32]
     meta: pl.DataFrame
     tombstones: NDArray[np.uint64]
+    unit_queries: bool = False
     _norms: NDArray[np.float32] | None = field(default=None, repr=False)
 
     @property
@@ -199,4 +217,5 @@ def load_segment(
             raise CorruptStoreError(
                 f"tombstone file {p_tomb} is unreadable: {exc}", path=p_tomb
             ) from exc
-    return LoadedSegment(entry=entry, index=index, vectors=vectors, meta=meta, tombstones=tomb)
+    return LoadedSegment(entry=entry, index=index, vectors=vectors, meta=meta, tombstones=tomb,
+                         unit_queries=cos_as_ip(metric, params))

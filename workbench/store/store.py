@@ -123,6 +123,11 @@ class Store(ReadMixin, WriteMixin):
         root = Path(path)
         check_choice(metric, METRICS, name="metric")
         check_choice(dtype, DTYPES, name="dtype")
+        if dtype == "i8" and metric != "cos":
+            raise InvalidInputError(
+                f"dtype: 'i8' needs metric='cos', got metric={metric!r} (usearch normalises "
+                "vectors before 8-bit quantization, so norms are lost); use dtype='f16'"
+            )
         fp = embedder.fingerprint if embedder is not None else _fingerprint_of(model)
         if embedder is not None:
             if dim is not None and dim != embedder.dim:
@@ -138,6 +143,7 @@ class Store(ReadMixin, WriteMixin):
             "expansion_add": check_positive_int(expansion_add, name="expansion_add"),
             "expansion_search": check_positive_int(expansion_search, name="expansion_search"),
             "exact_threshold": check_positive_int(exact_threshold, name="exact_threshold"),
+            "cos_as_ip": int(metric == "cos"),
         }
         if list_generations(root):
             raise InvalidInputError(f"path: expected a new folder, but a store exists at {root}")
