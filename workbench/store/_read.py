@@ -206,7 +206,7 @@ class ReadMixin:
                         seg, q, k, metric=metric, allowed=allowed_keys, n_allowed=int(n_allowed),
                         rescore_factor=factor,
                     ))
-        keys, dist = _search.merge_topk(parts, k, nq)
+        keys, dist = parts[0] if len(parts) == 1 else _search.merge_topk(parts, k, nq)
         return self._result_frame(keys, dist)
 
     def recommend(

@@ -200,6 +200,11 @@ def segment_ann(
     """
     nq = queries.shape[0]
     rows = seg.entry.rows
+    if allowed is None and not seg.tombstones.size and not rescore_factor and k <= rows:
+        # Fast path: usearch's own sorted top-k is the answer (saves ~1 ms per call).
+        keys, dist, counts = _ann(seg, queries, k)
+        if (counts >= k).all():
+            return keys, dist
     admissible = n_allowed if allowed is not None and n_allowed is not None else seg.entry.live
     want = max(1, min(k * max(rescore_factor, 1), admissible))
     target = min(k, admissible)
