@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: setup
-	WORKBENCH_CACHE_DIR=$${WORKBENCH_CACHE_DIR:-data/cache} $(PY) -m workbench.cli demo
+	WORKBENCH_CACHE_DIR=$${WORKBENCH_CACHE_DIR:-$(CURDIR)/data/cache} $(PY) -m workbench.cli demo
 
 # The real-browser widget tests need Debian's Chromium; install it when we can (root).
 browser:

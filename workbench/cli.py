@@ -64,6 +64,9 @@ def demo(args: argparse.Namespace) -> int:
     from .reports import Section, figure_html, frame_table, store_summary, write_report
 
     t0 = time.perf_counter()
+    # Notebook kernels run in notebooks/: give them the same cache, as an absolute path.
+    args.cache = str(Path(args.cache).resolve())
+    os.environ["WORKBENCH_CACHE_DIR"] = args.cache
     limit = args.limit if args.limit > 0 else None
     store_path, reports = Path(args.store), Path(args.reports)
     print(f"building {store_path} from the Python documentation corpus ({args.embedder})")
