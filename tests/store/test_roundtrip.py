@@ -191,3 +191,41 @@ def test_where_filters_metadata(tmp_path: Path) -> None:
                 np.testing.assert_allclose(got["distance"][i].to_list(), want, atol=atol)
                 assert got["id"][i][0] == str(truth[i][0])
         assert store.search(x[:2], k=5, where=pl.col("lang") == "fr").height == 0
+
+
+def test_update_changes_metadata_only(tmp_path: Path) -> None:
+    x = clustered(300, 8, seed=9)
+    path = tmp_path / "s"
+    with wb.Store.create(path, dim=8) as store:
+        store.add({"id": [f"a{i}" for i in range(200)], "n": list(range(200))}, vectors=x[:200],
+                  progress=False)
+        store.add({"id": [f"b{i}" for i in range(100)], "n": list(range(100))}, vectors=x[200:],
+                  progress=False)
+        store.upsert({"id": ["a1"], "n": [-1]}, vectors=x[1:2])  # a tombstoned old a1 remains
+        keys_before = store.scan().select("id", "key").collect()
+        index_files = {s.index.name for s in store._manifest.segments}
+        reader = wb.Store.open(path, readonly=True)
+        gen = store.generation
+        assert store.update({"id": ["a1", "a5", "b7"], "label": ["x", None, "z"],
+                             "n": [10, 50, 70]}) == 3
+        assert store.generation == gen + 1
+        assert {s.index.name for s in store._manifest.segments} == index_files
+        got = store.get(["a1", "a5", "b7", "a6"])
+        assert got["label"].to_list() == ["x", None, "z", None]
+        assert got["n"].to_list() == [10, 50, 70, 6]
+        assert store.scan().select("id", "key").collect().equals(keys_before)
+        np.testing.assert_array_equal(store.vectors(["a5"])[0], x[5])
+        assert store.search(x[5], k=1, where=pl.col("n") == 50)["id"].to_list() == ["a5"]
+        with pytest.raises(wb.errors.UnknownIdError, match="id: .*'zz'"):
+            store.update({"id": ["a2", "zz"], "n": [0, 0]})
+        with pytest.raises(wb.errors.InvalidInputError, match="'n'"):
+            store.update({"id": ["a2"], "n": ["text"]})
+        assert store.generation == gen + 1
+        assert len(reader) == 300 and "label" not in reader.scan().collect_schema().names()
+        reader.refresh()
+        assert reader.get(["b7"])["label"].to_list() == ["z"]
+        reader.close()
+    with wb.Store.open(path) as store:
+        assert store.get(["a1", "b7"])["label"].to_list() == ["x", "z"]
+        store.compact()
+        assert store.get(["a1", "b7"])["n"].to_list() == [10, 70]

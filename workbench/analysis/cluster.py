@@ -1077,9 +1077,9 @@ def apply_labels(
 ) -> int:
     """Write each point's cluster into the store as metadata column `column` (one commit).
 
-    Rows are matched by ``id``; rows of the store outside the result get null. The store has
-    no metadata-only update, so the rows are re-written with their own vectors (``upsert``):
-    their keys change, their ids and vectors do not (cached reductions still hit).
+    Rows are matched by ``id``; rows of the store outside the result keep their value (null
+    for a new column). Uses :meth:`Store.update`: only metadata files are rewritten; keys,
+    vectors and the index stay (cached reductions still hit).
 
     Parameters
     ----------
@@ -1117,12 +1117,7 @@ def apply_labels(
             raise InvalidInputError(f"{arg}: expected a column name other than 'key' and "
                                     f"'id', got {value!r}")
     frame = result.to_frame()
-    ids = frame.get_column("id").to_list()
-    meta = store.get(ids).drop("key")
-    vectors = store.vectors(ids)
-    cols = [frame.get_column("cluster").alias(column)]
+    cols = [frame.get_column("id"), frame.get_column("cluster").alias(column)]
     if name_column is not None:
         cols.append(frame.get_column("name").alias(name_column))
-    meta = meta.with_columns(cols)
-    store.upsert(meta, vectors=vectors, progress=progress)
-    return meta.height
+    return store.update(pl.DataFrame(cols))

@@ -25,7 +25,7 @@ from ..errors import (
     UnknownIdError,
 )
 from .manifest import SEGMENTS_DIR
-from .segment import write_segment
+from .segment import write_meta, write_segment
 
 if TYPE_CHECKING:
     from .store import Store
@@ -115,6 +115,78 @@ class WriteMixin:
         """
         return self._write(data, vectors=vectors, text=text, id=id, model=model,
                            progress=progress, replace_existing=True)
+
+    def update(self: Store, data: Any, *, id: str = "id") -> int:  # noqa: A002
+        """Change metadata of existing rows in one commit; vectors, keys and index stay.
+
+        Each touched segment gets a new metadata file; its index and vectors are reused, so
+        writing a label column over 100k rows costs a Parquet write, not an index rebuild.
+
+        Parameters
+        ----------
+        data : polars.DataFrame, pandas.DataFrame, dict of columns or list of dicts
+            The id column plus the columns to set (new columns are added; other rows get null).
+        id : str
+            Name of the id column.
+
+        Returns
+        -------
+        int
+            Rows updated.
+
+        Raises
+        ------
+        UnknownIdError
+            Some ids are not in the store (nothing is changed).
+        InvalidInputError
+            Reserved column names, null or repeated ids, or a column whose type conflicts.
+        """
+        self._check_writable()
+        df = check_frame(data)
+        ids_series = check_column(df, id, name="id")
+        if ids_series.null_count():
+            raise InvalidInputError(f"id: expected no null ids in column {id!r}")
+        df = df.with_columns(ids_series.cast(pl.Utf8).alias(id))
+        if id != "id":
+            if "id" in df.columns:
+                raise InvalidInputError("data: has both an 'id' column and id=" + repr(id))
+            df = df.rename({id: "id"})
+        for col in df.columns:
+            if col in RESERVED:
+                raise InvalidInputError(f"data: column {col!r} is reserved by the store")
+        if df.width == 1:
+            raise InvalidInputError("data: expected columns to set besides the id column")
+        ids = df.get_column("id").to_list()
+        check_unique(ids, name="id")
+        try:
+            rows = self._rows_of(ids)
+        except UnknownIdError as exc:
+            raise UnknownIdError(str(exc).replace("ids:", "id:", 1)) from None
+        updates = self._align_schema(
+            df.join(rows.select("id", "key", "_seg"), on="id", how="inner")
+        ).drop("id")
+        seg_dir = self.path / SEGMENTS_DIR
+        with self.transaction():
+            entries = list(self._manifest.segments)
+            for (seg_ord,), part in updates.group_by(["_seg"]):
+                entry = entries[int(seg_ord)]  # type: ignore[call-overload]
+                seg = self._segs[entry.id]
+                part = part.drop("_seg")
+                meta = seg.meta
+                new_cols = [c for c in part.columns if c not in meta.columns]
+                if new_cols:
+                    meta = meta.with_columns(
+                        pl.lit(None, dtype=part.schema[c]).alias(c) for c in new_cols
+                    )
+                meta = meta.update(part, on="key", how="left", include_nulls=True)
+                fe = write_meta(seg_dir, entry.id, meta)
+                self._pending.append(seg_dir / fe.name)
+                new_entry = replace(entry, meta=fe)
+                entries[int(seg_ord)] = new_entry  # type: ignore[call-overload]
+                self._segs[entry.id] = replace(seg, entry=new_entry, meta=meta)
+            self._manifest = replace(self._manifest, segments=tuple(entries))
+            self._rebuild()
+        return len(ids)
 
     def delete(self: Store, ids: Any) -> int:
         """Delete rows by id in one commit.

@@ -126,6 +126,13 @@ def write_segment(
     )
 
 
+def write_meta(seg_dir: Path, seg_id: str, meta: pl.DataFrame) -> FileEntry:
+    """Durably write a new metadata file for an existing segment (metadata-only update)."""
+    path = seg_dir / f"{seg_id}.meta-{uuid.uuid4().hex[:8]}.parquet"
+    write_atomic(path, lambda p: meta.write_parquet(p, statistics=True))
+    return FileEntry.of(path)
+
+
 def write_tombstones(seg_dir: Path, seg_id: str, keys: NDArray[np.uint64]) -> FileEntry:
     """Durably write a segment's full, sorted tombstone set to a new file."""
     path = seg_dir / f"{seg_id}.tomb-{uuid.uuid4().hex[:8]}.npy"

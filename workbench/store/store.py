@@ -374,7 +374,8 @@ class Store(ReadMixin, WriteMixin):
             if old is not None and old.entry == entry:
                 segs[entry.id] = old
                 continue
-            if old is not None and old.entry.index == entry.index:
+            if (old is not None and old.entry.index == entry.index
+                    and old.entry.meta == entry.meta):
                 tomb = self._read_tombstones(entry)
                 segs[entry.id] = replace(old, entry=entry, tombstones=tomb)
                 continue
