@@ -41,6 +41,7 @@ import faiss
 import hnswlib
 import numpy as np
 import polars as pl
+from _common import exact_knn, interleaved, log, recall_at_k, wall_timed  # noqa: E402
 from numpy.typing import NDArray
 from usearch.index import Index
 
@@ -83,46 +84,6 @@ class Dataset:
     note: str = ""
 
 
-def exact_knn(
-    base: NDArray[np.float32], queries: NDArray[np.float32], k: int, *, metric: str,
-    block: int = 16_384,
-) -> NDArray[np.int64]:
-    """Exact top-k row ids by blocked matmul and a running top-k.
-
-    ``cos`` assumes unit vectors (ranks by dot product); ``l2sq`` ranks by ``|b|^2 - 2 q.b`` in
-    float64, since pixel-scale squared distances (~1e7) overflow float32's exact integers.
-    """
-    nq = len(queries)
-    l2 = metric == "l2sq"
-    q = queries.astype(np.float64) if l2 else queries
-    best_i = np.zeros((nq, 0), dtype=np.int64)
-    best_d = np.zeros((nq, 0), dtype=q.dtype)
-    for start in range(0, len(base), block):
-        chunk = base[start : start + block]
-        if l2:
-            chunk = chunk.astype(np.float64)
-            d = np.einsum("ij,ij->i", chunk, chunk)[None, :] - 2.0 * (q @ chunk.T)
-        else:
-            d = -(q @ chunk.T)
-        kk = min(k, d.shape[1])
-        part = np.argpartition(d, kk - 1, axis=1)[:, :kk]
-        all_i = np.concatenate([best_i, part + start], axis=1)
-        all_d = np.concatenate([best_d, np.take_along_axis(d, part, axis=1)], axis=1)
-        top = np.argsort(all_d, axis=1, kind="stable")[:, :k]
-        best_i = np.take_along_axis(all_i, top, axis=1)
-        best_d = np.take_along_axis(all_d, top, axis=1)
-    if best_i.shape[1] < k:
-        best_i = np.pad(best_i, ((0, 0), (0, k - best_i.shape[1])), constant_values=-1)
-    return best_i
-
-
-def recall_at_k(found: NDArray[np.integer], truth: NDArray[np.integer]) -> float:
-    """Share of the true top-k (ignoring -1 padding) found, over all queries."""
-    valid = truth >= 0
-    hits = (truth[:, :, None] == found[:, None, :]).any(axis=2) & valid
-    return float(hits.sum() / max(valid.sum(), 1))
-
-
 def clustered_data(n: int, n_queries: int, dim: int, *, seed: int) -> Dataset:
     params = {"n_clusters": N_CLUSTERS, "intrinsic_dim": INTRINSIC_DIM, "spread": SPREAD}
     base, _ = wb.datasets.clustered_vectors(n, dim, random_state=seed, **params)
@@ -149,29 +110,6 @@ def fmnist_data() -> Dataset:
 
 
 # ---------------------------------------------------------------------------- timing
-def timed(fn: Callable[[], T]) -> tuple[float, T]:
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
-def interleaved(
-    fns: dict[str, Callable[[], T]], repeats: int
-) -> tuple[dict[str, float], dict[str, T]]:
-    """Best wall time of each function over `repeats` rounds that run them in turn."""
-    best = dict.fromkeys(fns, float("inf"))
-    outs: dict[str, T] = {}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t, outs[name] = timed(fn)
-            best[name] = min(best[name], t)
-    return best, outs
-
-
-def log(msg: str) -> None:
-    print(f"  .. {msg}", file=sys.stderr, flush=True)
-
-
 # ---------------------------------------------------------------------------- engines
 @dataclass
 class Point:
@@ -302,7 +240,7 @@ def sweep(engines: list[Engine], truth: NDArray[np.int64], efs: list[int], repea
             for e in active:
                 if rep and recall[e.name] < TARGETS[0]:
                     continue  # its QPS is never reported: one run is enough
-                t, found = timed(e.search)
+                t, found = wall_timed(e.search)
                 if not rep:
                     recall[e.name] = recall_at_k(found, truth)
                 best[e.name] = min(best.get(e.name, float("inf")), t)
@@ -415,7 +353,7 @@ def bench_dataset(
     exact_fns: dict[str, Callable[[], NDArray[np.int64]]] = {
         "exact numpy": lambda: exact_knn(data.base, data.queries, K, metric=data.metric),
     }
-    t_ex, found = interleaved(exact_fns, repeats)
+    t_ex, found = interleaved(exact_fns, repeats, wall_timed)
     if data.truth is None:
         data.truth = found["exact numpy"]
     truth = data.truth
@@ -428,7 +366,7 @@ def bench_dataset(
     for dtype in STORE_DTYPES:
         log(f"{data.name}: build store {dtype}")
         try:
-            t, store = timed(lambda dtype=dtype: make_store(
+            t, store = wall_timed(lambda dtype=dtype: make_store(
                 tmp / f"{data.name}-{dtype}", data, u, dtype=dtype, exact_threshold=thr))
         except InvalidInputError as exc:
             log(f"{data.name}: store {dtype} skipped: {exc}")
@@ -439,9 +377,9 @@ def bench_dataset(
         engines.append(store_engine(store, data.queries, rescore=dtype == "i8"))
         raws.append(raw_engine(store, data.queries))
     log(f"{data.name}: build faiss")
-    t, fe = timed(lambda: faiss_engine(data, threads))
+    t, fe = wall_timed(lambda: faiss_engine(data, threads))
     log(f"{data.name}: faiss built in {t:.1f} s; build hnswlib")
-    t, he = timed(lambda: hnswlib_engine(data, threads, seed))
+    t, he = wall_timed(lambda: hnswlib_engine(data, threads, seed))
     log(f"{data.name}: hnswlib built in {t:.1f} s")
     engines += [*raws, fe, he]
     sweep(engines, truth, efs, repeats)
@@ -450,7 +388,8 @@ def bench_dataset(
                                   nq / t_ex["exact numpy"])}
     st = next(iter(stores.values()))
     t_st, f_st = interleaved(
-        {"s": lambda: frame_keys(st.search(data.queries, k=K, exact=True), nq)}, repeats)
+        {"s": lambda: frame_keys(st.search(data.queries, k=K, exact=True), nq)}, repeats,
+        wall_timed)
     exact[f"store {st.dtype} exact=True"] = Point(0, recall_at_k(f_st["s"], truth), nq / t_st["s"])
     return Result(data, engines, exact), stores, u
 
@@ -489,7 +428,7 @@ def bench_filtered(
         allowed[key] = rows.size
         fns[key] = lambda s=s: frame_keys(store.search(q, k=K, where=pl.col("u") < s), nq)
     log(f"{data.name}: filtered search, store {store.dtype}, ef={ef}")
-    t, found = interleaved(fns, repeats)
+    t, found = interleaved(fns, repeats, wall_timed)
     base_qps = nq / t["none"]
     unfiltered = Point(ef, recall_at_k(found["none"], data.truth), base_qps) \
         if data.truth is not None else Point(ef, float("nan"), base_qps)

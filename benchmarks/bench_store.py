@@ -27,11 +27,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
 import usearch
+from _common import Timing, best_of, exact_knn, interleaved, log, recall_at_k, timed  # noqa: E402
 from numpy.typing import NDArray
 from usearch.index import Index
 
@@ -77,73 +78,9 @@ def make_data(
     return base, queries
 
 
-def exact_knn(
-    base: NDArray[np.float32], queries: NDArray[np.float32], k: int, *, block: int = 16_384
-) -> NDArray[np.int64]:
-    """Exact cosine top-k of unit vectors: blocked ``queries @ base.T`` and a running top-k."""
-    nq = len(queries)
-    best_i = np.zeros((nq, 0), dtype=np.int64)
-    best_s = np.zeros((nq, 0), dtype=np.float32)
-    for start in range(0, len(base), block):
-        sims = queries @ base[start : start + block].T
-        kk = min(k, sims.shape[1])
-        part = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
-        cand_s = np.take_along_axis(sims, part, axis=1)
-        all_i = np.concatenate([best_i, part + start], axis=1)
-        all_s = np.concatenate([best_s, cand_s], axis=1)
-        top = np.argsort(-all_s, axis=1, kind="stable")[:, :k]
-        best_i = np.take_along_axis(all_i, top, axis=1)
-        best_s = np.take_along_axis(all_s, top, axis=1)
-    return best_i
-
-
-def recall_at_k(found: NDArray[np.integer], truth: NDArray[np.integer]) -> float:
-    """Share of the true top-k found, over all queries."""
-    hits = (found[:, :, None].astype(np.int64) == truth[:, None, :].astype(np.int64)).any(axis=2)
-    return float(hits.sum() / truth.size)
-
-
 # ---------------------------------------------------------------------------- timing
-class Timing(NamedTuple):
-    """Wall-clock and process CPU seconds (all threads) of one run."""
-
-    wall: float
-    cpu: float
-
-
-def timed(fn: Callable[[], T]) -> tuple[Timing, T]:
-    t0, c0 = time.perf_counter(), time.process_time()
-    out = fn()
-    return Timing(time.perf_counter() - t0, time.process_time() - c0), out
-
-
-def best_of(fn: Callable[[], T], repeats: int) -> tuple[Timing, T]:
-    best, out = Timing(float("inf"), float("inf")), None
-    for _ in range(repeats):
-        t, out = timed(fn)
-        best = min(best, t)
-    return best, out  # type: ignore[return-value]
-
-
-def interleaved(
-    fns: dict[str, Callable[[], T]], repeats: int
-) -> tuple[dict[str, Timing], dict[str, T]]:
-    """Best time of each function over `repeats` rounds that run them in turn."""
-    best = dict.fromkeys(fns, Timing(float("inf"), float("inf")))
-    outs: dict[str, T] = {}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t, outs[name] = timed(fn)
-            best[name] = min(best[name], t)
-    return best, outs
-
-
 def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-
-
-def log(msg: str) -> None:
-    print(f"  .. {msg}", file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------- results table

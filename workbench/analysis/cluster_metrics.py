@@ -43,6 +43,15 @@ def _sample(n: int, size: int, random_state: int) -> NDArray[np.int64]:
     return np.sort(np.random.default_rng(random_state).choice(n, size=size, replace=False))
 
 
+def _inputs(
+    original: Any, embedded: Any, *, metric: str, k: int, sample: int
+) -> tuple[NDArray[np.float32], NDArray[np.float32], int, int]:
+    """Validated (original, embedded, k, sample) of the map-distortion measures."""
+    x, y = _pair(original, embedded)
+    check_choice(metric, tuple(_SK_METRIC), name="metric")
+    return x, y, check_positive_int(k, name="k"), check_positive_int(sample, name="sample")
+
+
 def _pair(original: Any, embedded: Any) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     x = check_vectors(original, name="original", allow_1d=False)
     y = check_vectors(embedded, name="embedded", allow_1d=False)
@@ -109,10 +118,7 @@ def knn_preservation(
     >>> knn_preservation(x, x[:, :5])
     1.0
     """
-    x, y = _pair(original, embedded)
-    check_choice(metric, tuple(_SK_METRIC), name="metric")
-    k = check_positive_int(k, name="k")
-    sample = check_positive_int(sample, name="sample")
+    x, y, k, sample = _inputs(original, embedded, metric=metric, k=k, sample=sample)
     n = x.shape[0]
     if n < 2:
         raise InvalidInputError(f"original: expected at least 2 points, got {n}")
@@ -140,10 +146,7 @@ def trustworthiness(
     """
     from sklearn.manifold import trustworthiness as sk_trustworthiness
 
-    x, y = _pair(original, embedded)
-    check_choice(metric, tuple(_SK_METRIC), name="metric")
-    k = check_positive_int(k, name="k")
-    sample = check_positive_int(sample, name="sample")
+    x, y, k, sample = _inputs(original, embedded, metric=metric, k=k, sample=sample)
     rows = _sample(x.shape[0], sample, random_state)
     m = rows.size
     k = min(k, (m - 1) // 2)

@@ -114,7 +114,7 @@ class SemanticCache:
             self._entries.clear()
             self._generation = self.store.generation
             self.invalidations += 1
-        vec = self.store._query_vectors(query)
+        vec = self.store.query_vectors(query)
         if vec.shape[0] != 1:
             raise InvalidInputError("query: the cache answers one query at a time")
         unit = vec[0] / np.linalg.norm(vec[0])
@@ -235,7 +235,7 @@ def evaluate_ann(
         pick = np.random.default_rng(0).choice(ids.len(), size=min(n, ids.len()), replace=False)
         q = store.vectors(ids.gather(pick).to_list())
     else:
-        q = store._query_vectors(queries)
+        q = store.query_vectors(queries)
     t0 = time.perf_counter()
     truth = store.search(q, k=k, where=where, exact=True)
     exact_qps = len(q) / (time.perf_counter() - t0)

@@ -19,8 +19,6 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
-fsync_dir = fsync_file = fsync_path
-
 
 def tmp_name(final: Path) -> Path:
     return final.with_name(f"{final.name}.{os.getpid()}.tmp")
@@ -31,12 +29,12 @@ def write_atomic(final: Path, writer: Callable[[Path], None]) -> None:
     tmp = tmp_name(final)
     try:
         writer(tmp)
-        fsync_file(tmp)
+        fsync_path(tmp)
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(final.parent)
+    fsync_path(final.parent)
 
 
 def write_bytes_atomic(final: Path, data: bytes) -> None:

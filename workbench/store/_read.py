@@ -91,7 +91,14 @@ class ReadMixin:
             )
         return rows
 
-    def _query_vectors(self: Store, query: Any) -> NDArray[np.float32]:
+    def query_vectors(self: Store, query: Any) -> NDArray[np.float32]:
+        """Queries as float32 vectors (n, dim): texts embedded with the store's embedder.
+
+        Raises
+        ------
+        InvalidInputError
+            Empty or blank text, no embedder for text, wrong dimension, NaN/inf.
+        """
         if isinstance(query, str) or (
             isinstance(query, list | tuple) and query and all(isinstance(q, str) for q in query)
         ):
@@ -167,7 +174,7 @@ class ReadMixin:
         """
         k = check_positive_int(k, name="k")
         factor = _rescore_factor(rescore, self.dtype)
-        q = self._query_vectors(query)
+        q = self.query_vectors(query)
         nq = q.shape[0]
         metric = self.metric
         entries = self._manifest.segments

@@ -19,27 +19,6 @@ def _isin_sorted(values: NDArray[np.uint64], sorted_set: NDArray[np.uint64]) -> 
     return sorted_set[pos] == values
 
 
-def distances(
-    queries: NDArray[np.float32],
-    vectors: NDArray[np.float32],
-    *,
-    metric: str,
-    q_norms: NDArray[np.float32] | None = None,
-    v_norms: NDArray[np.float32] | None = None,
-) -> NDArray[np.float32]:
-    """Exact distances with usearch's definitions: cos = 1 - cos, ip = 1 - dot, l2sq."""
-    dots = queries @ vectors.T
-    if metric == "ip":
-        return 1.0 - dots
-    if metric == "cos":
-        qn = np.linalg.norm(queries, axis=1) if q_norms is None else q_norms
-        vn = np.linalg.norm(vectors, axis=1) if v_norms is None else v_norms
-        return np.maximum(1.0 - dots / np.maximum(qn[:, None] * vn[None, :], 1e-30), 0.0)
-    qn2 = np.einsum("ij,ij->i", queries, queries)
-    vn2 = np.einsum("ij,ij->i", vectors, vectors) if v_norms is None else v_norms**2
-    return np.maximum(qn2[:, None] + vn2[None, :] - 2.0 * dots, 0.0)
-
-
 def exact_topk(
     queries: NDArray[np.float32],
     vectors: NDArray[np.float32],

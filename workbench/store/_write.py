@@ -51,6 +51,22 @@ def _same(a: Fingerprint, b: Fingerprint) -> bool:
     return a.same_model(b)
 
 
+def _check_reserved(df: pl.DataFrame) -> None:
+    for col in df.columns:
+        if col in RESERVED:
+            raise InvalidInputError(f"data: column {col!r} is reserved by the store; rename it")
+
+
+def _id_values(df: pl.DataFrame, id: str) -> list[str]:  # noqa: A002
+    """The ids in column `id` as strings: present, without nulls or repeats."""
+    series = check_column(df, id, name="id")
+    if series.null_count():
+        raise InvalidInputError(f"id: expected no null ids in column {id!r}")
+    ids = series.cast(pl.Utf8).to_list()
+    check_unique(ids, name="id")
+    return ids
+
+
 class WriteMixin:
     """add / upsert / delete / compact; each call is one atomic commit."""
 
@@ -143,21 +159,13 @@ class WriteMixin:
         """
         self._check_writable()
         df = check_frame(data)
-        ids_series = check_column(df, id, name="id")
-        if ids_series.null_count():
-            raise InvalidInputError(f"id: expected no null ids in column {id!r}")
-        df = df.with_columns(ids_series.cast(pl.Utf8).alias(id))
-        if id != "id":
-            if "id" in df.columns:
-                raise InvalidInputError("data: has both an 'id' column and id=" + repr(id))
-            df = df.rename({id: "id"})
-        for col in df.columns:
-            if col in RESERVED:
-                raise InvalidInputError(f"data: column {col!r} is reserved by the store")
+        ids = _id_values(df, id)
+        if id != "id" and "id" in df.columns:
+            raise InvalidInputError("data: has both an 'id' column and id=" + repr(id))
+        df = df.drop(id).with_columns(pl.Series("id", ids, dtype=pl.Utf8))
+        _check_reserved(df)
         if df.width == 1:
             raise InvalidInputError("data: expected columns to set besides the id column")
-        ids = df.get_column("id").to_list()
-        check_unique(ids, name="id")
         try:
             rows = self._rows_of(ids)
         except UnknownIdError as exc:
@@ -197,14 +205,7 @@ class WriteMixin:
             Some ids are not in the store (nothing is deleted).
         """
         self._check_writable()
-        wanted = check_ids(ids, name="ids")
-        rows = self._live.filter(pl.col("id").is_in(pl.Series(wanted, dtype=pl.Utf8).implode()))
-        if rows.height != len(wanted):
-            missing = sorted(set(wanted) - set(rows.get_column("id").to_list()))
-            raise UnknownIdError(
-                f"ids: expected ids present in the store, {len(missing)} are not: "
-                + ", ".join(repr(m) for m in missing[:5])
-            )
+        rows = self._rows_of(check_ids(ids, name="ids"))
         with self.transaction():
             self._stage_tombstones(rows.get_column("key").to_numpy())
         return rows.height
@@ -242,24 +243,11 @@ class WriteMixin:
     ) -> NDArray[np.uint64]:
         self._check_writable()
         df = check_frame(data)
-        for col in df.columns:
-            if col in RESERVED:
-                raise InvalidInputError(
-                    f"data: column {col!r} is reserved by the store; rename it"
-                )
-        if id in df.columns:
-            ids_series = df.get_column(id)
-            if ids_series.null_count():
-                raise InvalidInputError(f"id: expected no null ids in column {id!r}")
-            ids = ids_series.cast(pl.Utf8).to_list()
+        _check_reserved(df)
+        ids: list[str] | None = None
+        if id in df.columns or id != "id" or replace_existing:
+            ids = _id_values(df, id)  # absent default "id" on add: ids come from the keys
             df = df.drop(id)
-        elif id == "id" and not replace_existing:
-            ids = None
-        else:
-            check_column(df, id, name="id")
-            raise AssertionError("unreachable")
-        if ids is not None:
-            check_unique(ids, name="id")
         vecs, df = self._resolve_vectors(df, vectors=vectors, text=text, model=model,
                                          progress=progress)
         existing = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,15 +85,6 @@ class Manifest:
         body = self.body()
         canon = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
         return json.dumps({**body, "checksum": crc32_bytes(canon)}, indent=1).encode()
-
-    def next(self, **changes: Any) -> Manifest:
-        """The following generation with `changes` applied."""
-        return replace(self, generation=self.generation + 1, **changes)
-
-    @property
-    def rows(self) -> int:
-        """Live rows over all segments."""
-        return sum(s.live for s in self.segments)
 
     def referenced(self) -> set[str]:
         """Names of all files this generation needs."""

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from usearch.index import Index
 
 from ..errors import CorruptStoreError
-from ._atomic import fsync_dir, write_atomic
+from ._atomic import fsync_path, write_atomic
 from .manifest import FileEntry, SegmentEntry
 
 # usearch spawns its own threads per call; chunks this large keep both cores busy while letting
@@ -116,7 +116,7 @@ def write_segment(
         for p in written:
             p.unlink(missing_ok=True)
         raise
-    fsync_dir(seg_dir)
+    fsync_path(seg_dir)
     return SegmentEntry(
         id=seg_id,
         rows=len(keys),
@@ -215,14 +215,17 @@ def load_segment(
             path=p_index,
         )
     index.expansion_search = params["expansion_search"]
-    tomb = np.empty(0, dtype=np.uint64)
-    if entry.tombstones is not None:
-        p_tomb = seg_dir / entry.tombstones.name
-        try:
-            tomb = np.load(p_tomb, allow_pickle=False).astype(np.uint64)
-        except (OSError, ValueError) as exc:
-            raise CorruptStoreError(
-                f"tombstone file {p_tomb} is unreadable: {exc}", path=p_tomb
-            ) from exc
-    return LoadedSegment(entry=entry, index=index, vectors=vectors, meta=meta, tombstones=tomb,
+    return LoadedSegment(entry=entry, index=index, vectors=vectors, meta=meta,
+                         tombstones=read_tombstones(seg_dir, entry),
                          unit_queries=cos_as_ip(metric, params))
+
+
+def read_tombstones(seg_dir: Path, entry: SegmentEntry) -> NDArray[np.uint64]:
+    """The sorted deleted keys of a segment (empty without a tombstone file)."""
+    if entry.tombstones is None:
+        return np.empty(0, dtype=np.uint64)
+    path = seg_dir / entry.tombstones.name
+    try:
+        return np.load(path, allow_pickle=False).astype(np.uint64)
+    except (OSError, ValueError) as exc:
+        raise CorruptStoreError(f"tombstone file {path} is unreadable: {exc}", path=path) from exc

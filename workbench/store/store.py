@@ -41,7 +41,7 @@ from .manifest import (
     verify_files,
     write_manifest,
 )
-from .segment import LoadedSegment, load_segment, write_tombstones
+from .segment import LoadedSegment, load_segment, read_tombstones, write_tombstones
 
 #: Generations whose files survive garbage collection (so an earlier one can still be opened).
 KEEP_GENERATIONS = 3
@@ -376,23 +376,14 @@ class Store(ReadMixin, WriteMixin):
                 continue
             if (old is not None and old.entry.index == entry.index
                     and old.entry.meta == entry.meta):
-                tomb = self._read_tombstones(entry)
-                segs[entry.id] = replace(old, entry=entry, tombstones=tomb)
+                segs[entry.id] = replace(old, entry=entry,
+                                         tombstones=read_tombstones(seg_dir, entry))
                 continue
             segs[entry.id] = load_segment(
                 seg_dir, entry, dim=manifest.dim, metric=manifest.metric, dtype=manifest.dtype,
                 params=manifest.index_params,
             )
         self._segs = segs
-
-    def _read_tombstones(self, entry: SegmentEntry) -> NDArray[np.uint64]:
-        if entry.tombstones is None:
-            return np.empty(0, dtype=np.uint64)
-        p = self.path / SEGMENTS_DIR / entry.tombstones.name
-        try:
-            return np.load(p, allow_pickle=False).astype(np.uint64)
-        except (OSError, ValueError) as exc:
-            raise CorruptStoreError(f"tombstone file {p} is unreadable: {exc}", path=p) from exc
 
     def _rebuild(self) -> None:
         frames = []

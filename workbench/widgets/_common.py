@@ -45,16 +45,14 @@ class FilterControl:
         return col.is_between(lo, hi)
 
 
-def build_filters(
-    frame: pl.DataFrame, *, max_categories: int = 50, skip: tuple[str, ...] = ()
-) -> list[FilterControl]:
+def build_filters(frame: pl.DataFrame, *, max_categories: int = 50) -> list[FilterControl]:
     """Filter controls for the columns of `frame`: dropdowns for categorical columns, range
     sliders for numeric and date columns; free text and id columns are skipped."""
     controls: list[FilterControl] = []
     layout = widgets.Layout(width="auto")
     style = {"description_width": "initial"}
     for name, dtype in frame.schema.items():
-        if name in SKIP_COLUMNS or name in skip:
+        if name in SKIP_COLUMNS:
             continue
         s = frame.get_column(name).drop_nulls()
         if s.len() == 0:

@@ -58,10 +58,9 @@ class SearchPanel(widgets.VBox):
                  max_categories: int = 50) -> None:
         self.store = store
         self.text_column = text
-        frame = store.scan().collect()
-        self.filters: list[FilterControl] = build_filters(
-            frame, max_categories=max_categories, skip=(text,)
-        )
+        # The text column is searched, not filtered: leave it out of the (possibly large) read.
+        frame = store.scan().select(pl.exclude(text)).collect()
+        self.filters: list[FilterControl] = build_filters(frame, max_categories=max_categories)
         self._text = widgets.Text(placeholder="Search…", continuous_update=False,
                                   layout=widgets.Layout(width="60%"))
         self._text.add_class("wb-query")

@@ -1,0 +1,99 @@
+"""What the benchmark scripts share: timing, exact ground truth, recall, progress lines."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+T = TypeVar("T")
+
+
+class Timing(NamedTuple):
+    """Wall-clock and process CPU seconds (all threads) of one run."""
+
+    wall: float
+    cpu: float
+
+
+def timed(fn: Callable[[], T]) -> tuple[Timing, T]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return Timing(time.perf_counter() - t0, time.process_time() - c0), out
+
+
+def wall_timed(fn: Callable[[], T]) -> tuple[float, T]:
+    t, out = timed(fn)
+    return t.wall, out
+
+
+def best_of(fn: Callable[[], T], repeats: int) -> tuple[Timing, T]:
+    best, out = Timing(float("inf"), float("inf")), None
+    for _ in range(repeats):
+        t, out = timed(fn)
+        best = min(best, t)
+    return best, out  # type: ignore[return-value]
+
+
+def interleaved(
+    fns: dict[str, Callable[[], T]], repeats: int,
+    measure: Callable[[Callable[[], T]], tuple[Any, T]] = timed,
+) -> tuple[dict[str, Any], dict[str, T]]:
+    """Best time of each function over `repeats` rounds that run them in turn (so drifting
+    CPU load hits them alike); `measure` is :func:`timed` or :func:`wall_timed`."""
+    best: dict[str, Any] = {}
+    outs: dict[str, T] = {}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t, outs[name] = measure(fn)
+            best[name] = t if name not in best else min(best[name], t)
+    return best, outs
+
+
+def exact_knn(
+    base: NDArray[np.float32], queries: NDArray[np.float32], k: int, *, metric: str = "cos",
+    block: int = 16_384,
+) -> NDArray[np.int64]:
+    """Exact top-k row ids by blocked matmul and a running top-k (padded with -1).
+
+    ``cos`` assumes unit vectors (ranks by dot product); ``l2sq`` ranks by ``|b|^2 - 2 q.b`` in
+    float64, since pixel-scale squared distances (~1e7) overflow float32's exact integers.
+    """
+    nq = len(queries)
+    l2 = metric == "l2sq"
+    q = queries.astype(np.float64) if l2 else queries
+    best_i = np.zeros((nq, 0), dtype=np.int64)
+    best_d = np.zeros((nq, 0), dtype=q.dtype)
+    for start in range(0, len(base), block):
+        chunk = base[start : start + block]
+        if l2:
+            chunk = chunk.astype(np.float64)
+            d = np.einsum("ij,ij->i", chunk, chunk)[None, :] - 2.0 * (q @ chunk.T)
+        else:
+            d = -(q @ chunk.T)
+        kk = min(k, d.shape[1])
+        part = np.argpartition(d, kk - 1, axis=1)[:, :kk]
+        all_i = np.concatenate([best_i, part + start], axis=1)
+        all_d = np.concatenate([best_d, np.take_along_axis(d, part, axis=1)], axis=1)
+        top = np.argsort(all_d, axis=1, kind="stable")[:, :k]
+        best_i = np.take_along_axis(all_i, top, axis=1)
+        best_d = np.take_along_axis(all_d, top, axis=1)
+    if best_i.shape[1] < k:
+        best_i = np.pad(best_i, ((0, 0), (0, k - best_i.shape[1])), constant_values=-1)
+    return best_i
+
+
+def recall_at_k(found: NDArray[np.integer], truth: NDArray[np.integer]) -> float:
+    """Share of the true top-k (ignoring -1 padding) found, over all queries."""
+    truth = truth.astype(np.int64)
+    valid = truth >= 0
+    hits = (truth[:, :, None] == found.astype(np.int64)[:, None, :]).any(axis=2) & valid
+    return float(hits.sum() / max(valid.sum(), 1))
+
+
+def log(msg: str) -> None:
+    print(f"  .. {msg}", file=sys.stderr, flush=True)
