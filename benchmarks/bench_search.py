@@ -56,12 +56,12 @@ K = 10
 CONNECTIVITY = 16
 EXPANSION_ADD = 128
 DEFAULT_EF = 64
-EFS = (16, 24, 32, 48, 64, 96, 128, 192, 256)
+EFS = (16, 24, 32, 40, 48, 56, 64, 80, 96, 128, 160, 192, 256)
 TARGETS = (0.95, 0.99)
 SELECTIVITIES = (0.001, 0.01, 0.1, 0.5, 1.0)
 FILTER_RECALL_GOAL = 0.95
 FILTER_QPS_GOAL = 0.5
-STORE_DTYPES = ("f32", "f16", "i8")
+STORE_DTYPES = ("f32", "f16", "i8", "b1")
 # Chosen so the problem discriminates (measured, 100k x 384, raw usearch f32): recall@10 is
 # 0.82 at ef=16, 0.96 at ef=64 and 0.99 only near ef=128-256. intrinsic_dim=64 gave 0.95 at ef=16
 # and 96 or 128 gave 0.96-0.97 (every engine looks alike); spread=0.5 gave 0.98.
@@ -99,8 +99,8 @@ def fmnist_data() -> Dataset:
     base, queries, gt = (np.load(shared_data_path("ann", f"fmnistsmall_{part}.npy"))
                          for part in ("base", "queries", "gt"))
     note = "pixels / 255, l2sq; truth = published exact L2 ground truth[:, :10]"
-    # Scaled into [0, 1]: the store refuses i8 with l2sq outside [-1, 1]. The files are
-    # column-major; usearch wants rows contiguous.
+    # Scaled into [0, 1] (the store's i8 and b1 are cosine-only and refuse this l2sq data).
+    # The files are column-major; usearch wants rows contiguous.
     return Dataset(
         "fmnist", "l2sq",
         np.ascontiguousarray(base / 255.0, dtype=np.float32),
@@ -185,10 +185,14 @@ def raw_engine(store: wb.Store, queries: NDArray[np.float32]) -> Engine:
     def set_ef(ef: int) -> None:
         index.expansion_search = ef
 
+    if store.dtype == "b1":
+        queries = np.packbits(queries > 0, axis=1)  # the store's sign bits, hamming order
+
     def search() -> NDArray[np.int64]:
         return np.asarray(index.search(queries, K).keys).astype(np.int64)
 
-    name = f"usearch {store.dtype}" + (" raw (no rescore)" if store.dtype == "i8" else "")
+    name = f"usearch {store.dtype}" + (" raw (no rescore)" if store.dtype in ("i8", "b1")
+                                       else "")
     return Engine(name, set_ef, search, "usearch", store.dtype)
 
 
@@ -374,7 +378,7 @@ def bench_dataset(
             continue
         log(f"{data.name}: store {dtype} built in {t:.1f} s")
         stores[dtype] = store
-        engines.append(store_engine(store, data.queries, rescore=dtype == "i8"))
+        engines.append(store_engine(store, data.queries, rescore=dtype in ("i8", "b1")))
         raws.append(raw_engine(store, data.queries))
     log(f"{data.name}: build faiss")
     t, fe = wall_timed(lambda: faiss_engine(data, threads))

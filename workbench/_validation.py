@@ -18,7 +18,7 @@ from .errors import (
 )
 
 METRICS = ("cos", "ip", "l2sq")
-DTYPES = ("f32", "f16", "bf16", "i8")
+DTYPES = ("f32", "f16", "bf16", "i8", "b1")
 
 
 def check_vectors(

@@ -49,7 +49,13 @@ def _run_until_killed(path: Path, target: str, rng: random.Random) -> tuple[int 
         elif parts[0] == "done":
             last_done, inflight = int(parts[1]), None
     os.kill(proc.pid, signal.SIGKILL)
-    out, _ = proc.communicate(timeout=30)
+    # Read the rest through the same buffered reader: readline() may already hold lines the
+    # child wrote before the kill (communicate() would read the pipe past them and lose them).
+    out = proc.stdout.read()
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    if proc.stderr is not None:
+        proc.stderr.close()
     for line in out.splitlines():
         parts = line.split()
         if parts[0] == "begin":
@@ -82,7 +88,11 @@ def test_sigkill_during_commits_and_compactions(tmp_path: Path) -> None:
         allowed = [crash_child.expected_ids(committed)]
         if inflight is not None and inflight == committed + 1:
             allowed.append(crash_child.expected_ids(inflight))
-        assert ids in allowed, f"kill {kill}: torn or lost commit (committed={committed})"
+        assert ids in allowed, (
+            f"kill {kill}: torn or lost commit (committed={committed}, inflight={inflight}, "
+            f"done={done}): missing {sorted(allowed[0] - ids)[:10]}, "
+            f"extra {sorted(ids - allowed[-1])[:10]}"
+        )
         if ids != allowed[0]:
             committed = inflight  # the in-flight commit had landed before the kill
         # garbage from the killed commit is gone; every kept manifest is intact

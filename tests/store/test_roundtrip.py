@@ -97,12 +97,13 @@ def test_delete_compact_and_upsert(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("metric", ["cos", "ip", "l2sq"])
-@pytest.mark.parametrize("dtype", ["f32", "f16", "bf16", "i8"])
+@pytest.mark.parametrize("dtype", ["f32", "f16", "bf16", "i8", "b1"])
 def test_metric_dtype_matrix(tmp_path: Path, metric: str, dtype: str) -> None:
     dim = 24
     x = clustered(3000, dim, seed=4)
-    if dtype == "i8" and metric != "cos":
-        with pytest.raises(wb.errors.InvalidInputError, match="dtype: 'i8' needs metric='cos'"):
+    if dtype in ("i8", "b1") and metric != "cos":
+        with pytest.raises(wb.errors.InvalidInputError,
+                           match=f"dtype: '{dtype}' needs metric='cos'"):
             wb.Store.create(tmp_path / "s", dim=dim, metric=metric, dtype=dtype)
         return
     if metric == "l2sq":
@@ -120,7 +121,7 @@ def test_metric_dtype_matrix(tmp_path: Path, metric: str, dtype: str) -> None:
         assert len(set(got[i]) & {str(j) for j in truth[i]}) >= 9  # float ties aside
     ann_ids = ann.group_by("query", maintain_order=True).agg(pl.col("id"))["id"].to_list()
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ann_ids, got, strict=True)])
-    assert recall >= {"f32": 0.9, "f16": 0.9, "bf16": 0.8, "i8": 0.6}[dtype]
+    assert recall >= {"f32": 0.9, "f16": 0.9, "bf16": 0.8, "i8": 0.6, "b1": 0.6}[dtype]
     d = exact["distance"].to_numpy()
     assert (np.diff(d.reshape(len(q), 10), axis=1) >= -1e-6).all()
 

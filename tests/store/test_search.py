@@ -13,6 +13,11 @@ import workbench as wb
 from workbench import errors as E
 
 
+def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    return a @ (b / np.linalg.norm(b, axis=1, keepdims=True)).T
+
+
 def _recall(got: pl.DataFrame, truth: pl.DataFrame) -> float:
     g = got.group_by("query").agg(pl.col("key")).sort("query")
     t = truth.group_by("query").agg(pl.col("key")).sort("query")
@@ -80,6 +85,30 @@ def test_rescore_restores_recall_on_i8(tmp_path: Path) -> None:
     assert default == fixed  # rescoring is on by default for i8
     with pytest.raises(E.InvalidInputError, match="rescore"):
         s.search(q, k=10, rescore=-1)
+
+
+def test_b1_index_with_rescoring_reaches_high_recall(tmp_path: Path) -> None:
+    x, _ = wb.datasets.clustered_vectors(20_000, 128, n_clusters=200, spread=1.0,
+                                         intrinsic_dim=64)
+    q, _ = wb.datasets.clustered_vectors(300, 128, n_clusters=200, spread=1.0, intrinsic_dim=64)
+    with wb.Store.create(tmp_path / "s", dim=128, dtype="b1", expansion_search=128) as s:
+        s.add({"id": [str(i) for i in range(len(x))], "even": np.arange(len(x)) % 2 == 0},
+              vectors=x, progress=False)
+        truth = s.search(q, k=10, exact=True)
+        got = s.search(q, k=10)
+        # distances are the full-precision cosine distances of the re-ranked candidates
+        np.testing.assert_allclose(
+            got.filter(pl.col("query") == 0)["distance"].to_numpy(),
+            1 - _cos(q[:1], s.vectors(got.filter(pl.col("query") == 0)["id"].to_list()))[0],
+            atol=1e-5)
+        assert _recall(got, truth) >= 0.9
+        assert _recall(s.search(q, k=10, rescore=20), truth) >= _recall(got, truth) - 0.01
+        filtered = s.search(q, k=10, where=pl.col("even"))
+        assert filtered.height == 3000 and filtered["even"].all()
+        with pytest.raises(E.InvalidInputError, match="rescore: a 'b1' index"):
+            s.search(q, k=10, rescore=False)
+    with wb.Store.open(tmp_path / "s", readonly=True) as s:  # the sign-bit index reloads
+        assert _recall(s.search(q, k=10), truth) >= 0.9
 
 
 def test_recommend_excludes_inputs_and_honours_where(big_store: wb.Store) -> None:

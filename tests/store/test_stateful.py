@@ -26,10 +26,10 @@ class StoreMachine(RuleBasedStateMachine):
         self.counter = 0
 
     @initialize(metric=st.sampled_from(["cos", "ip", "l2sq"]),
-                dtype=st.sampled_from(["f32", "f16", "i8"]))
+                dtype=st.sampled_from(["f32", "f16", "i8", "b1"]))
     def create(self, metric: str, dtype: str) -> None:
-        if dtype == "i8" and metric != "cos":
-            dtype = "f16"  # i8 is cosine-only
+        if dtype in ("i8", "b1") and metric != "cos":
+            dtype = "f16"  # i8 and b1 are cosine-only
         self.metric = metric
         # a tiny exact threshold so that the HNSW path with tombstones is exercised too
         self.store = wb.Store.create(self.dir / "s", dim=DIM, metric=metric, dtype=dtype,

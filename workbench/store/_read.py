@@ -22,14 +22,23 @@ if TYPE_CHECKING:
 FILTER_EXACT_CELLS = 4_000_000
 #: Candidates per result re-ranked with full-precision vectors when rescoring.
 DEFAULT_RESCORE = 4
+#: The same for a ``b1`` (sign bit) index, whose hamming order is coarse: measured on 100k x 384
+#: clustered vectors, the exact hamming top-40 held 0.90 of the true top-10, the top-100 0.976.
+B1_RESCORE = 10
 
 
 def _rescore_factor(rescore: bool | int | None, dtype: str) -> int:
+    default = B1_RESCORE if dtype == "b1" else DEFAULT_RESCORE
     if rescore is None:
-        return DEFAULT_RESCORE if dtype == "i8" else 0
+        return default if dtype in ("i8", "b1") else 0
     if rescore is True:
-        return DEFAULT_RESCORE
+        return default
     if rescore is False:
+        if dtype == "b1":
+            raise InvalidInputError(
+                "rescore: a 'b1' index holds sign bits only, so its candidates are always "
+                "re-ranked; expected True, None or a factor >= 1, got False"
+            )
         return 0
     if isinstance(rescore, int) and rescore >= 1:
         return int(rescore)
@@ -157,8 +166,8 @@ class ReadMixin:
             Brute force over the full-precision vectors instead of the HNSW index.
         rescore : bool or int, optional
             Re-rank ``k * factor`` index candidates with the full-precision vectors (``True``
-            means factor 4). Default: on for ``i8`` stores, whose quantized distances alone cap
-            recall, off otherwise.
+            means factor 4, 10 for ``b1``). Default: on for ``i8`` and ``b1`` stores, whose
+            quantized distances alone cap recall (``b1`` refuses False), off otherwise.
 
         Returns
         -------

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from .segment import LoadedSegment, unit
+from ._kernels import gather_dots
+from .segment import LoadedSegment, signs, unit
 
 # Bound the (queries x rows) distance block to ~256 MB of float32.
 _BLOCK_CELLS = 1 << 26
@@ -116,7 +117,9 @@ def _ann(
     seg: LoadedSegment, queries: NDArray[np.float32], count: int
 ) -> tuple[NDArray[np.uint64], NDArray[np.float32], NDArray[np.int64]]:
     """usearch search returning (keys, distances) of shape (q, count) and valid counts."""
-    if seg.unit_queries:
+    if seg.binary:
+        queries = signs(queries)
+    elif seg.unit_queries:
         queries = unit(queries)
     m = seg.index.search(queries, count)
     if hasattr(m, "counts"):
@@ -142,11 +145,15 @@ def rescore(
     """Re-rank candidate `keys` of `seg` with the full-precision vectors; keep the best `k`."""
     valid = np.isfinite(dist)
     seg_keys = seg.keys
-    rows = np.minimum(np.searchsorted(seg_keys, keys), seg_keys.size - 1)
-    rows = np.where(valid, rows, 0)
-    nq, width = keys.shape
-    vecs = np.asarray(seg.vectors[rows.ravel()]).reshape(nq, width, -1)
-    dots = np.matmul(vecs, queries[:, :, None])[..., 0]  # 3x faster than einsum here
+    nq = keys.shape[0]
+    first = int(seg_keys[0]) if seg_keys.size else 0
+    if seg_keys.size and int(seg_keys[-1]) - first == seg_keys.size - 1:
+        # keys are consecutive (any segment written by one add or a compaction without gaps)
+        rows = keys.astype(np.int64) - first
+    else:
+        rows = np.searchsorted(seg_keys, keys).astype(np.int64)
+    rows = np.where(valid, np.clip(rows, 0, max(seg_keys.size - 1, 0)), 0)
+    dots = gather_dots(seg.vectors, rows, queries)
     if metric == "ip":
         exact = 1.0 - dots
     elif metric == "cos":

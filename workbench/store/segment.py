@@ -45,11 +45,24 @@ def unit(x: NDArray[np.float32]) -> NDArray[np.float32]:
     return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
+def signs(x: NDArray[np.float32]) -> NDArray[np.uint8]:
+    """Rows as packed sign bits (``x > 0``), the input of a ``b1`` (hamming) index."""
+    return np.packbits(np.asarray(x) > 0, axis=1)
+
+
 def make_index(dim: int, *, metric: str, dtype: str, params: dict[str, int]) -> Index:
-    """An empty usearch index with the store's parameters."""
+    """An empty usearch index with the store's parameters.
+
+    A ``b1`` index holds one sign bit per dimension under the hamming metric (for ``cos`` and
+    ``ip`` stores): its order only proposes candidates, which search always re-ranks with the
+    full-precision vectors.
+    """
+    index_metric = "ip" if cos_as_ip(metric, params) else metric
+    if dtype == "b1":
+        index_metric = "hamming"
     return Index(
         ndim=dim,
-        metric="ip" if cos_as_ip(metric, params) else metric,
+        metric=index_metric,
         dtype=dtype,
         connectivity=params["connectivity"],
         expansion_add=params["expansion_add"],
@@ -68,7 +81,9 @@ def build_index(
 ) -> Index:
     """Build a usearch HNSW index over `vectors` with `keys`."""
     index = make_index(vectors.shape[1], metric=metric, dtype=dtype, params=params)
-    if cos_as_ip(metric, params):
+    if dtype == "b1":
+        vectors = signs(vectors)
+    elif cos_as_ip(metric, params):
         vectors = unit(vectors)
     n = len(keys)
     if n <= ADD_CHUNK:
@@ -155,6 +170,7 @@ class LoadedSegment:
     meta: pl.DataFrame
     tombstones: NDArray[np.uint64]
     unit_queries: bool = False
+    binary: bool = False
     _norms: NDArray[np.float32] | None = field(default=None, repr=False)
 
     @property
@@ -217,7 +233,7 @@ def load_segment(
     index.expansion_search = params["expansion_search"]
     return LoadedSegment(entry=entry, index=index, vectors=vectors, meta=meta,
                          tombstones=read_tombstones(seg_dir, entry),
-                         unit_queries=cos_as_ip(metric, params))
+                         unit_queries=cos_as_ip(metric, params), binary=dtype == "b1")
 
 
 def read_tombstones(seg_dir: Path, entry: SegmentEntry) -> NDArray[np.uint64]:

@@ -104,8 +104,10 @@ class Store(ReadMixin, WriteMixin):
             Vector dimension, required for a vectors-only store (no embedder).
         metric : {"cos", "ip", "l2sq"}
             Distance; ``cos`` is ``1 - cosine``, ``ip`` is ``1 - dot``.
-        dtype : {"f32", "f16", "bf16", "i8"}
-            Index precision; ``vectors.npy`` always keeps float32.
+        dtype : {"f32", "f16", "bf16", "i8", "b1"}
+            Index precision; ``vectors.npy`` always keeps float32. ``i8`` and ``b1`` (one sign
+            bit per dimension, hamming distance, 32x smaller than f32) need ``metric="cos"``
+            and re-rank their candidates with the full-precision vectors by default.
         model : Fingerprint or str, optional
             For a vectors-only store: the model that made the vectors, checked on ``add``.
         connectivity, expansion_add, expansion_search : int
@@ -127,6 +129,11 @@ class Store(ReadMixin, WriteMixin):
             raise InvalidInputError(
                 f"dtype: 'i8' needs metric='cos', got metric={metric!r} (usearch normalises "
                 "vectors before 8-bit quantization, so norms are lost); use dtype='f16'"
+            )
+        if dtype == "b1" and metric != "cos":
+            raise InvalidInputError(
+                f"dtype: 'b1' needs metric='cos', got metric={metric!r} (one sign bit per "
+                "dimension keeps angles, not norms or positions); use dtype='f16'"
             )
         fp = embedder.fingerprint if embedder is not None else _fingerprint_of(model)
         if embedder is not None:

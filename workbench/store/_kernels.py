@@ -1,0 +1,57 @@
+"""Compiled kernels for the search hot path (numba, which umap-learn already requires).
+
+Rescoring re-ranks ``k * factor`` candidates per query with the full-precision vectors. Done in
+NumPy it gathers every candidate row into a new array first (``vectors[rows]``: 150 MB for
+1,000 queries x 100 candidates x 384 floats) on one core; this kernel reads the rows where they
+lie (the memory-mapped ``vectors.npy``) and spreads the queries over the cores: 3-6x faster
+here (100k x 384, 1,000 x 100 candidates: ~22 ms against 66-150 ms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@cache
+def _compiled() -> Callable[..., Any]:
+    import numba  # imported on first use: ~0.3 s, and the store opens without it
+
+    @numba.njit(parallel=True, cache=True, fastmath=True, nogil=True)
+    def gather_dots(vectors: Any, rows: Any, queries: Any) -> Any:  # pragma: no cover (jit)
+        nq, width = rows.shape
+        dim = vectors.shape[1]
+        out = np.empty((nq, width), np.float32)
+        for i in numba.prange(nq):
+            for j in range(width):
+                r = rows[i, j]
+                acc = np.float32(0.0)
+                for t in range(dim):
+                    acc += vectors[r, t] * queries[i, t]
+                out[i, j] = acc
+        return out
+
+    return gather_dots  # type: ignore[no-any-return]
+
+
+def gather_dots(
+    vectors: NDArray[np.float32], rows: NDArray[np.int64], queries: NDArray[np.float32]
+) -> NDArray[np.float32]:
+    """``out[i, j] = vectors[rows[i, j]] . queries[i]`` without materialising the gathered rows.
+
+    Parameters
+    ----------
+    vectors : (n, d) float32, C-contiguous (a memory map is fine)
+    rows : (q, w) int64, each in ``[0, n)``
+    queries : (q, d) float32
+    """
+    if rows.size == 0:
+        return np.zeros(rows.shape, dtype=np.float32)
+    return _compiled()(  # type: ignore[no-any-return]
+        vectors, np.ascontiguousarray(rows, dtype=np.int64),
+        np.ascontiguousarray(queries, dtype=np.float32),
+    )
