@@ -169,6 +169,7 @@ def store_engine(store: wb.Store, queries: NDArray[np.float32], *, rescore: bool
     def search() -> NDArray[np.int64]:
         return frame_keys(store.search(queries, k=K, rescore=rescore), nq)
 
+    search()  # warm up: the first rescoring call compiles its numba kernel (once per process)
     name = f"store {store.dtype}" + (" + rescore" if rescore else "")
     return Engine(name, set_ef, search, "store", store.dtype)
 

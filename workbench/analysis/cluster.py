@@ -3,17 +3,19 @@
 The pipeline is :func:`cluster`; its :class:`ClusterResult` keeps what a re-run needs (the
 reduced vectors, HDBSCAN's spanning tree, the word counts), so :func:`recluster` with new
 HDBSCAN settings costs a tree re-extraction, not a UMAP. Reductions, layouts and spanning
-trees are also cached on disk beside the store (see :mod:`workbench.analysis._cache`).
+trees are also cached on disk beside the store (see :mod:`workbench.analysis._cache`). The
+reduction stage is in :mod:`workbench.analysis._reduce`, the HDBSCAN tree machinery in
+:mod:`workbench.analysis._hdbscan_tree`.
 Editing: :func:`reassign_outliers`, :func:`merge_clusters`, :func:`rename_clusters`, and
-:func:`apply_labels` to write labels back to the store.
+:func:`apply_labels` to write labels back to the store (defined in
+:mod:`workbench.analysis.cluster_edit`, importable from here).
 """
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -23,13 +25,17 @@ import polars as pl
 from numpy.typing import NDArray
 
 from .._validation import METRICS, check_choice, check_frame, check_positive_int, check_vectors
-from ..errors import (
-    EmptyInputError,
-    InvalidInputError,
-    MissingColumnError,
-    MissingDependencyError,
+from ..errors import EmptyInputError, InvalidInputError, MissingColumnError
+from ._cache import ArrayCache, data_digest
+from ._hdbscan_tree import (
+    SELECTION_METHODS,
+    _auto_grid,
+    _default_min_cluster_size,
+    _extract,
+    _get_tree,
+    _Tree,
 )
-from ._cache import ArrayCache, data_digest, params_key
+from ._reduce import Reducer, _describe, _normalise, _run_reducer
 from .cluster_metrics import (
     ClusterMetrics,
     knn_preservation,
@@ -52,17 +58,8 @@ __all__ = [
     "rename_clusters",
 ]
 
-SELECTION_METHODS = ("eom", "leaf")
 #: Neighbourhood size of the map-distortion measures (the issue's "10 nearest neighbours").
 MAP_K = 10
-
-
-@runtime_checkable
-class Reducer(Protocol):
-    """Anything with ``fit_transform(X) -> array (n, m)``: umap.UMAP, sklearn PCA, ..."""
-
-    def fit_transform(self, X: Any, /) -> Any:  # noqa: D102
-        ...
 
 
 @runtime_checkable
@@ -71,11 +68,6 @@ class Clusterer(Protocol):
 
     def fit_predict(self, X: Any, /) -> Any:  # noqa: D102
         ...
-
-
-@runtime_checkable
-class _HasParams(Protocol):
-    def get_params(self, deep: bool = ...) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True, eq=False)
@@ -212,298 +204,6 @@ def _load(
         )
     origin["where"] = None if where is None else str(where)
     return meta, vectors, metric, ArrayCache(folder), origin
-
-
-def _normalise(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
-
-
-def _describe(component: Any, preset: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Parameters naming a component in cache keys, or None when they cannot be known."""
-    if preset is not None:
-        return preset
-    if isinstance(component, _HasParams):
-        params = component.get_params(deep=False)
-        return {"class": f"{type(component).__module__}.{type(component).__qualname__}",
-                "params": {k: repr(v) for k, v in sorted(params.items())}}
-    return None
-
-
-def _preset(
-    name: str, *, n_components: int, n_neighbors: int, min_dist: float, metric: str,
-    random_state: int, what: str,
-) -> tuple[Reducer, dict[str, Any]]:
-    if name == "umap":
-        try:
-            with warnings.catch_warnings():
-                # umap-learn announces, on import, that TensorFlow (ParametricUMAP) is absent.
-                warnings.filterwarnings("ignore", message="Tensorflow not installed",
-                                        category=ImportWarning)
-                import umap
-        except ImportError as exc:
-            raise MissingDependencyError("clustering needs umap-learn: pip install umap-learn"
-                                         ) from exc
-        umap_metric = "euclidean" if metric == "l2sq" else "cosine"
-        # n_jobs=1: a seeded UMAP runs single-threaded anyway (and warns otherwise).
-        obj = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
-                        metric=umap_metric, random_state=random_state, n_jobs=1)
-        return obj, {"kind": "umap", "n_components": n_components, "n_neighbors": n_neighbors,
-                     "min_dist": min_dist, "metric": umap_metric, "random_state": random_state,
-                     "version": umap.__version__}
-    if name == "pca":
-        from sklearn.decomposition import PCA
-
-        return PCA(n_components=n_components, random_state=random_state), {
-            "kind": "pca", "n_components": n_components, "random_state": random_state,
-            "normalised": metric != "l2sq"}
-    raise InvalidInputError(f"{what}: expected 'umap', 'pca', None or an object with "
-                            f"fit_transform, got {name!r}")
-
-
-def _run_reducer(
-    spec: Any, x: NDArray[np.float32], *, what: str, n_components: int, n_neighbors: int,
-    min_dist: float, metric: str, random_state: int, cache: ArrayCache, digest: str,
-    origin: dict[str, Any],
-) -> tuple[NDArray[np.float32], dict[str, Any], float, bool]:
-    """Reduce `x` with a preset name or a Reducer, through the cache: (array, params, s, hit)."""
-    n, d = x.shape
-    if isinstance(spec, str):
-        if spec == "umap" and n <= n_neighbors:
-            raise InvalidInputError(
-                f"n_neighbors: expected fewer than the {n} selected rows, got {n_neighbors}; "
-                "lower n_neighbors or select more rows"
-            )
-        n_components = min(n_components, d, n - 1) if spec == "pca" else n_components
-        obj, preset = _preset(spec, n_components=n_components, n_neighbors=n_neighbors,
-                              min_dist=min_dist, metric=metric, random_state=random_state,
-                              what=what)
-        if spec == "pca" and metric != "l2sq":
-            x = _normalise(x)
-    elif isinstance(spec, Reducer):
-        obj, preset = spec, None
-    else:
-        raise InvalidInputError(
-            f"{what}: expected 'umap', 'pca', None or an object with fit_transform, got "
-            f"{type(spec).__name__}"
-        )
-    desc = _describe(obj, preset)
-    key = params_key(what, digest, desc) if desc is not None else None
-    if key is not None:
-        hit = cache.load(key)
-        if hit is not None and hit.shape[0] == n:
-            return hit.astype(np.float32), desc or {}, 0.0, True
-    t0 = time.perf_counter()
-    out = check_vectors(obj.fit_transform(x), name=f"{what} output", allow_1d=False)
-    seconds = time.perf_counter() - t0
-    if out.shape[0] != n:
-        raise InvalidInputError(f"{what}: expected {n} rows from fit_transform, got "
-                                f"{out.shape[0]}")
-    if key is not None:
-        cache.save(key, out, {"stage": what, "params": desc, "data": digest, **origin,
-                              "seconds": round(seconds, 3)})
-    return out, desc or {"class": type(obj).__qualname__}, seconds, False
-
-
-def _default_min_cluster_size(n: int) -> int:
-    # Measured with the default reduction: digits (n=1,797) scores ARI 0.91 at 18-30 but 0.84
-    # at 10; MNIST-10k is flat from 20 to 400 (eom); AG News NMI is flat from 44 to 76. Half
-    # the square root of n (21, 50, 44; 158 at 100k) sits in those ranges and, like the
-    # number of topics, grows slower than n.
-    return max(10, int(round(0.5 * math.sqrt(n))))
-
-
-# --------------------------------------------------------------------------------- HDBSCAN
-@dataclass(frozen=True, eq=False)
-class _Tree:
-    """HDBSCAN's mutual-reachability minimum spanning tree, sorted by distance.
-
-    Rows are ``(from, to, distance)``. It depends on the data and `min_samples` only; the
-    single-linkage tree, and from it any clustering, follows in O(n).
-    """
-
-    mst: NDArray[np.float64]
-    slt: NDArray[np.float64]  # the single-linkage tree, scipy linkage format
-    min_samples: int
-
-
-def _hdbscan_internals() -> Any:
-    # Private hdbscan functions, imported in one place: re-extracting clusters from a kept tree
-    # has no public API (hdbscan 0.8.44: hdbscan_._tree_to_labels, _hdbscan_linkage.label).
-    try:
-        import hdbscan
-        from hdbscan._hdbscan_linkage import label
-        from hdbscan._hdbscan_tree import condense_tree, outlier_scores
-        from hdbscan.hdbscan_ import _tree_to_labels
-    except ImportError as exc:
-        raise MissingDependencyError(
-            f"clustering needs hdbscan>=0.8.39 (pip install hdbscan); import failed: {exc}"
-        ) from exc
-    return hdbscan, label, outlier_scores, _tree_to_labels, condense_tree
-
-
-def _get_tree(
-    reduced: NDArray[np.float32], min_samples: int, *, cache: ArrayCache, digest: str,
-    known: _Tree | None = None,
-) -> _Tree:
-    """The spanning tree for `min_samples`: the one in hand, from the disk cache, or built."""
-    hdbscan, label, *_ = _hdbscan_internals()
-    n = reduced.shape[0]
-    min_samples = max(1, min(min_samples, n - 1))
-    if known is not None and known.min_samples == min_samples:
-        return known
-    desc = {"min_samples": min_samples, "metric": "euclidean", "alpha": 1.0,
-            "algorithm": "best"}
-    keys = {part: params_key(f"hdbscan-{part}", digest, desc) for part in ("mst", "slt")}
-    mst, slt = cache.load(keys["mst"]), cache.load(keys["slt"])
-    if (mst is not None and slt is not None and mst.shape == (n - 1, 3)
-            and slt.shape == (n - 1, 4)):
-        return _Tree(mst=mst, slt=slt, min_samples=min_samples)
-    t0 = time.perf_counter()
-    est = hdbscan.HDBSCAN(min_cluster_size=max(2, min_samples), min_samples=min_samples,
-                          gen_min_span_tree=True).fit(reduced)
-    mst = np.ascontiguousarray(est.minimum_spanning_tree_.to_numpy(), dtype=np.float64)
-    # Kept, not recomputed per extraction: labelling the tree costs ~1.5 s at 100k points.
-    slt = np.ascontiguousarray(label(mst), dtype=np.float64)
-    seconds = round(time.perf_counter() - t0, 3)
-    for part, arr in (("mst", mst), ("slt", slt)):
-        cache.save(keys[part], arr, {"stage": f"hdbscan-{part}", "params": desc, "data": digest,
-                                     "seconds": seconds})
-    return _Tree(mst=mst, slt=slt, min_samples=min_samples)
-
-
-def _extract(
-    tree: _Tree, min_cluster_size: int, method: str,
-) -> tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.float32], dict[int, float]]:
-    """Labels, probabilities, GLOSH outlier scores and persistence from a kept tree."""
-    condense_tree = _hdbscan_internals()[4]
-    return _select(condense_tree(tree.slt, min_cluster_size), method)
-
-
-def _select(
-    condensed: NDArray[Any], method: str,
-) -> tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.float32], dict[int, float]]:
-    """Flat clusters from a condensed tree, as hdbscan's ``get_clusters`` + ``outlier_scores``.
-
-    The same results as hdbscan 0.8.44 (defaults: no epsilon, no maximum size, no single
-    cluster; checked label for label in the tests), in vectorised NumPy plus loops over
-    cluster nodes only (hundreds, not points). At 100k points hdbscan's ``get_clusters`` and
-    ``outlier_scores`` took 0.5-1.5 s here; this takes ~0.02 s, leaving ``condense_tree``
-    (~0.15 s) as the bulk of a re-cluster.
-    """
-    parent = condensed["parent"].astype(np.intp)
-    child = condensed["child"].astype(np.intp)
-    lam = condensed["lambda_val"].astype(np.float64)
-    size = condensed["child_size"].astype(np.intp)
-    root = int(parent.min())  # node ids: points 0..root-1, clusters root..top-1
-    top = int(parent.max()) + 1
-    is_c = size > 1
-    c_parent, c_child = parent[is_c], child[is_c]
-    births = np.zeros(max(top, int(child.max()) + 1))
-    births[c_child] = lam[is_c]
-    births[root] = 0.0
-    stability = np.bincount(parent - root, weights=(lam - births[parent]) * size,
-                            minlength=top - root)
-    order = np.argsort(c_parent, kind="stable")
-    kids: dict[int, list[int]] = {}
-    for p, c in zip(c_parent[order].tolist(), c_child[order].tolist(), strict=True):
-        kids.setdefault(p, []).append(c)
-    selected = np.zeros(top, dtype=bool)
-    if method == "eom":
-        stab = stability.tolist()
-        wins = np.zeros(top, dtype=bool)
-        for node in range(top - 1, root, -1):
-            sub = np.float32(0.0)  # hdbscan sums children in a C float: match its rounding
-            for ch in kids.get(node, ()):
-                sub = np.float32(float(sub) + stab[ch - root])
-            if float(sub) > stab[node - root]:
-                stab[node - root] = float(sub)
-            else:
-                wins[node] = True
-        # A winning node is selected unless a winning ancestor takes it (ids grow downwards).
-        blocked = np.zeros(top, dtype=bool)
-        for p, c in sorted(zip(c_parent.tolist(), c_child.tolist(), strict=True),
-                           key=lambda pc: pc[1]):
-            selected[c] = wins[c] and not blocked[p]
-            blocked[c] = blocked[p] or selected[c]
-        stability = np.asarray(stab)
-    else:
-        leaves = np.setdiff1d(c_child, c_parent)
-        selected[leaves] = True
-    chosen = np.flatnonzero(selected)
-    label_of = np.full(top, -1, dtype=np.int64)
-    label_of[chosen] = np.arange(chosen.size)
-    for p, c in sorted(zip(c_parent.tolist(), c_child.tolist(), strict=True),
-                       key=lambda pc: pc[1]):
-        if label_of[c] < 0:
-            label_of[c] = label_of[p]
-    is_p = ~is_c
-    p_parent, p_child, p_lam = parent[is_p], child[is_p], lam[is_p]
-    labels = np.full(root, -1, dtype=np.int32)
-    labels[p_child] = label_of[p_parent]
-    # Probability: lambda at which the point left, over the largest lambda among the direct
-    # children of its selected cluster (hdbscan's max_lambdas, not propagated).
-    deaths = np.zeros(top)
-    np.maximum.at(deaths, parent, lam)
-    probs = np.zeros(root, dtype=np.float64)
-    member = labels[p_child] >= 0
-    if member.any():
-        d = deaths[chosen[labels[p_child[member]]]]
-        pl_ = p_lam[member]
-        ok = (d != 0.0) & np.isfinite(pl_)
-        probs[p_child[member]] = np.where(ok, np.minimum(pl_, d) / np.where(ok, d, 1.0), 1.0)
-    # GLOSH: the same deaths, propagated up from the leaves.
-    for p, c in sorted(zip(c_parent.tolist(), c_child.tolist(), strict=True),
-                       key=lambda pc: -pc[1]):
-        if deaths[c] > deaths[p]:
-            deaths[p] = deaths[c]
-    dmax = deaths[p_parent]
-    ok = (dmax != 0.0) & np.isfinite(p_lam)
-    scores = np.zeros(root, dtype=np.float64)
-    with np.errstate(invalid="ignore"):
-        # Beside exact duplicates (infinite density) any other point scores 1, not NaN.
-        raw = np.where(ok, (dmax - p_lam) / np.where(ok, dmax, 1.0), 0.0)
-    scores[p_child] = np.where(np.isnan(raw), 1.0, raw)
-    max_lambda = float(lam.max()) if lam.size else 0.0
-    sizes = np.bincount(labels[labels >= 0], minlength=chosen.size)
-    persistence = {}
-    for i, node in enumerate(chosen.tolist()):
-        if np.isinf(max_lambda) or max_lambda == 0.0 or sizes[i] == 0:
-            persistence[i] = 1.0
-        else:
-            persistence[i] = float(stability[node - root] / (sizes[i] * max_lambda))
-    return labels, probs.astype(np.float32), scores.astype(np.float32), persistence
-
-
-def _auto_grid(
-    reduced: NDArray[np.float32], *, base_min_cluster_size: int, cache: ArrayCache,
-    digest: str, known: _Tree | None = None,
-) -> tuple[int, int, str, pl.DataFrame, _Tree]:
-    """Best (min_cluster_size, min_samples, method) by relative validity on a small grid."""
-    n = reduced.shape[0]
-    sizes = sorted({max(2, min(n // 2, int(round(base_min_cluster_size * f))))
-                    for f in (0.5, 1.0, 2.0, 4.0)})
-    samples = sorted({max(1, min(n - 1, s)) for s in (5, 10, 25)})
-    rows: list[dict[str, Any]] = []
-    trees: dict[int, _Tree] = {}
-    for ms in samples:
-        trees[ms] = known = _get_tree(reduced, ms, cache=cache, digest=digest, known=known)
-        for mcs in sizes:
-            for method in SELECTION_METHODS:
-                labels = _extract(trees[ms], mcs, method)[0]
-                rows.append({"min_cluster_size": mcs, "min_samples": ms,
-                             "cluster_selection_method": method,
-                             "n_clusters": int(labels.max()) + 1,
-                             "noise_fraction": noise_fraction(labels),
-                             "relative_validity": relative_validity(trees[ms].mst, labels)})
-    grid = pl.DataFrame(rows)
-    # Settings with no cluster have no validity (NaN): never chosen.
-    best = int(np.nanargmax(np.where(np.isnan(grid["relative_validity"].to_numpy()), -np.inf,
-                                     grid["relative_validity"].to_numpy())))
-    grid = grid.with_columns(pl.Series("chosen", np.arange(grid.height) == best))
-    row = rows[best]
-    return (row["min_cluster_size"], row["min_samples"], row["cluster_selection_method"], grid,
-            trees[row["min_samples"]])
 
 
 # --------------------------------------------------------------------------------- assembly
@@ -907,217 +607,11 @@ def recluster(
                   params=params, grid=grid)
 
 
-def _edit(
-    result: ClusterResult, labels: NDArray[np.int32], *, names: Mapping[int, str] | None = None,
-    persistence: Callable[[int], float] | None = None, note: str,
-) -> ClusterResult:
-    pts = result.points
-    old_persistence = dict(zip(result.clusters.get_column("cluster").to_list(),
-                               result.clusters.get_column("persistence").to_list(), strict=True))
-    pers = {c: (persistence(c) if persistence is not None else p)
-            for c, p in old_persistence.items()}
-    state = replace(result._state, names=dict(result._state.names if names is None else names))
-    params = {**result.params, "edits": [*result.params.get("edits", []), note]}
-    return _build(keys=pts.get_column("key"), ids=pts.get_column("id"), reduced=result.reduced,
-                  xy=result.layout, labels=labels,
-                  probability=pts.get_column("probability").to_numpy(),
-                  outlier_score=pts.get_column("outlier_score").to_numpy(), persistence=pers,
-                  state=state, params=params, grid=result.grid)
-
-
-def _cluster_ids(result: ClusterResult, clusters: Iterable[Any], *, name: str) -> list[int]:
-    present = set(result.clusters.get_column("cluster").to_list())
-    out: list[int] = []
-    for c in clusters:
-        if isinstance(c, bool) or not isinstance(c, int | np.integer) or int(c) not in present:
-            raise InvalidInputError(
-                f"{name}: expected cluster ids of the result ({sorted(present)[:10]}...), got "
-                f"{c!r}")
-        out.append(int(c))
-    return out
-
-
-
-
-# --------------------------------------------------------------------------------- editing
-def reassign_outliers(
-    result: ClusterResult, *, strategy: str = "nearest_centroid", threshold: float = 0.0,
-) -> ClusterResult:
-    """Give noise points (``-1``) a cluster.
-
-    Parameters
-    ----------
-    result : ClusterResult
-        A clustering.
-    strategy : {"nearest_centroid", "probabilities"}
-        ``"nearest_centroid"``: the cluster whose mean in the reduced space is nearest.
-        ``"probabilities"``: the cluster of highest HDBSCAN soft membership
-        (``hdbscan.all_points_membership_vectors``), for built-in HDBSCAN results only.
-    threshold : float
-        With ``"probabilities"``: points whose best membership is below it stay noise.
-
-    Returns
-    -------
-    ClusterResult
-        A new result; ``probability`` and ``outlier_score`` keep HDBSCAN's values, so a
-        reassigned point still shows ``probability == 0``.
-    """
-    check_choice(strategy, ("nearest_centroid", "probabilities"), name="strategy")
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not (
-            0.0 <= threshold <= 1.0):
-        raise InvalidInputError(f"threshold: expected a number in [0, 1], got {threshold!r}")
-    labels = result.labels.copy()
-    noise = np.flatnonzero(labels < 0)
-    present = result.clusters.get_column("cluster").to_numpy()
-    if noise.size == 0 or present.size == 0:
-        return result
-    if strategy == "nearest_centroid":
-        from sklearn.metrics import pairwise_distances_argmin
-
-        centres = np.stack([result.reduced[labels == c].mean(axis=0) for c in present])
-        labels[noise] = present[pairwise_distances_argmin(result.reduced[noise], centres)]
-    else:
-        memb, base = _memberships(result)
-        mapping = np.full(memb.shape[1], -1, dtype=np.int32)
-        for j in range(memb.shape[1]):
-            now = labels[(base == j) & (labels >= 0)]
-            if now.size:
-                mapping[j] = np.bincount(now).argmax()
-        best = memb[noise].argmax(axis=1)
-        value = memb[noise, best]
-        ok = (value >= threshold) & (value > 0) & (mapping[best] >= 0)
-        labels[noise[ok]] = mapping[best[ok]]
-    return _edit(result, labels, note=f"reassign_outliers(strategy={strategy!r})")
-
-
-def _memberships(result: ClusterResult) -> tuple[NDArray[np.float64], NDArray[np.int32]]:
-    state = result._state
-    if state is None or state.tree is None or state.base_labels is None:
-        raise InvalidInputError(
-            "strategy: 'probabilities' needs a result of the built-in HDBSCAN; use "
-            "'nearest_centroid'")
-    from types import SimpleNamespace
-
-    from hdbscan.plots import CondensedTree
-    from hdbscan.prediction import PredictionData, all_points_membership_vectors
-
-    tree_to_labels = _hdbscan_internals()[3]
-    cp = result.params["clusterer"]
-    base, _, _, condensed, _ = tree_to_labels(
-        None, state.tree.slt, min_cluster_size=cp["min_cluster_size"],
-        cluster_selection_method=cp["cluster_selection_method"])
-    ct = CondensedTree(condensed, base)
-    data = PredictionData(result.reduced, ct, state.tree.min_samples, tree_type="kdtree",
-                          metric="euclidean")
-    memb = all_points_membership_vectors(SimpleNamespace(condensed_tree_=ct,
-                                                         prediction_data_=data))
-    memb = np.atleast_2d(memb)
-    if memb.shape[0] != base.size:
-        memb = memb.reshape(base.size, -1)
-    return memb, state.base_labels
-
-
-def merge_clusters(
-    result: ClusterResult, clusters: Iterable[int], *, name: str | None = None,
-) -> ClusterResult:
-    """Merge `clusters` into the smallest of their ids; keywords and exemplars are redone.
-
-    Raises
-    ------
-    InvalidInputError
-        Fewer than two distinct cluster ids, or an id the result does not have.
-    """
-    ids = sorted(set(_cluster_ids(result, clusters, name="clusters")))
-    if len(ids) < 2:
-        raise InvalidInputError(f"clusters: expected at least two distinct cluster ids, got "
-                                f"{ids}")
-    if name is not None and (not isinstance(name, str) or not name.strip()):
-        raise InvalidInputError(f"name: expected a non-empty string, got {name!r}")
-    target = ids[0]
-    labels = result.labels.copy()
-    labels[np.isin(labels, ids)] = target
-    names = {c: v for c, v in result._state.names.items() if c not in ids[1:]}
-    if name is not None:
-        names[target] = name
-    return _edit(result, labels, names=names,
-                 persistence=lambda c: float("nan") if c == target else _pers(result, c),
-                 note=f"merge_clusters({ids})")
-
-
-def _pers(result: ClusterResult, c: int) -> float:
-    row = result.clusters.filter(pl.col("cluster") == c)
-    return float(row.get_column("persistence")[0]) if row.height else float("nan")
-
-
-def rename_clusters(result: ClusterResult, names: Mapping[int, str]) -> ClusterResult:
-    """Give clusters names (shown in ``clusters["name"]`` and ``to_frame()``).
-
-    Raises
-    ------
-    InvalidInputError
-        An id the result does not have, or a name that is not a non-empty string.
-    """
-    if not isinstance(names, Mapping):
-        raise InvalidInputError(f"names: expected a mapping of cluster id to name, got "
-                                f"{type(names).__name__}")
-    ids = _cluster_ids(result, names.keys(), name="names")
-    for v in names.values():
-        if not isinstance(v, str) or not v.strip():
-            raise InvalidInputError(f"names: expected non-empty strings, got {v!r}")
-    new = {**result._state.names, **{c: names[c] for c in ids}}
-    clusters = result.clusters.with_columns(
-        pl.col("cluster").replace_strict(list(new), list(new.values()), default=pl.col("name"),
-                                         return_dtype=pl.Utf8).alias("name"))
-    return replace(result, clusters=clusters, _state=replace(result._state, names=new))
-
-
-def apply_labels(
-    store: Any, result: ClusterResult, *, column: str = "cluster", name_column: str | None = None,
-    progress: bool = False,
-) -> int:
-    """Write each point's cluster into the store as metadata column `column` (one commit).
-
-    Rows are matched by ``id``; rows of the store outside the result keep their value (null
-    for a new column). Uses :meth:`Store.update`: only metadata files are rewritten; keys,
-    vectors and the index stay (cached reductions still hit).
-
-    Parameters
-    ----------
-    store : Store
-        Opened for writing.
-    result : ClusterResult
-        Labels to write (``-1`` for noise).
-    column : str
-        Metadata column for the cluster id (``i32``).
-    name_column : str, optional
-        Also write the cluster names there (null for noise).
-    progress : bool
-        Show progress bars while indexing.
-
-    Returns
-    -------
-    int
-        Rows written.
-
-    Raises
-    ------
-    UnknownIdError
-        Some ids of the result are no longer in the store.
-    ReadOnlyStoreError
-        The store was opened read-only.
-    """
-    from ..store import Store
-
-    if not isinstance(store, Store):
-        raise InvalidInputError(f"store: expected a Store, got {type(store).__name__}")
-    for arg, value in (("column", column), ("name_column", name_column)):
-        if value is None and arg == "name_column":
-            continue
-        if not isinstance(value, str) or not value or value in ("key", "id"):
-            raise InvalidInputError(f"{arg}: expected a column name other than 'key' and "
-                                    f"'id', got {value!r}")
-    frame = result.to_frame()
-    cols = [frame.get_column("id"), frame.get_column("cluster").alias(column)]
-    if name_column is not None:
-        cols.append(frame.get_column("name").alias(name_column))
-    return store.update(pl.DataFrame(cols))
+# The editing verbs live in .cluster_edit, which needs ClusterResult and _build from here:
+# imported last, once both exist, so that they stay importable from this module.
+from .cluster_edit import (  # noqa: E402
+    apply_labels,
+    merge_clusters,
+    reassign_outliers,
+    rename_clusters,
+)
