@@ -21,8 +21,7 @@ from numpy.typing import NDArray
 def _compiled() -> Callable[..., Any]:
     import numba  # imported on first use: ~0.3 s, and the store opens without it
 
-    @numba.njit(parallel=True, cache=True, fastmath=True, nogil=True)
-    def gather_dots(vectors: Any, rows: Any, queries: Any) -> Any:  # pragma: no cover (jit)
+    def kernel(vectors: Any, rows: Any, queries: Any) -> Any:  # pragma: no cover (jit)
         nq, width = rows.shape
         dim = vectors.shape[1]
         out = np.empty((nq, width), np.float32)
@@ -35,7 +34,12 @@ def _compiled() -> Callable[..., Any]:
                 out[i, j] = acc
         return out
 
-    return gather_dots  # type: ignore[no-any-return]
+    opts = {"parallel": True, "fastmath": True, "nogil": True}
+    try:
+        # compiled once, then loaded from numba's on-disk cache (~2 s saved per process)
+        return numba.njit(cache=True, **opts)(kernel)  # type: ignore[no-any-return]
+    except RuntimeError:  # no writable cache location (read-only install): compile each time
+        return numba.njit(**opts)(kernel)  # type: ignore[no-any-return]
 
 
 def gather_dots(
