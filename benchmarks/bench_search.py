@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -127,6 +127,8 @@ class Engine:
     search: Callable[[], NDArray[np.int64]]
     family: str  # "store", "usearch", "faiss", "hnswlib"
     dtype: str = "f32"
+    #: candidates asked of the HNSW per query (k x rescore factor): below it, ef changes nothing
+    pool: int = 0
     curve: list[Point] = field(default_factory=list)
 
     def best(self, target: float) -> Point | None:
@@ -171,7 +173,8 @@ def store_engine(store: wb.Store, queries: NDArray[np.float32], *, rescore: bool
 
     search()  # warm up: the first rescoring call compiles its numba kernel (once per process)
     name = f"store {store.dtype}" + (" + rescore" if rescore else "")
-    return Engine(name, set_ef, search, "store", store.dtype)
+    factor = _read._rescore_factor(True, store.dtype) if rescore else 0
+    return Engine(name, set_ef, search, "store", store.dtype, pool=K * factor)
 
 
 def raw_engine(store: wb.Store, queries: NDArray[np.float32]) -> Engine:
@@ -236,20 +239,27 @@ def sweep(engines: list[Engine], truth: NDArray[np.int64], efs: list[int], repea
     for ef in efs:
         if not active:
             break
-        log(f"ef={ef}: " + ", ".join(e.name for e in active))
-        recall: dict[str, float] = {}
+        # usearch searches with max(ef, candidates asked): an engine whose pool exceeds this ef
+        # and the last one would run the very same search again; its point is copied instead
+        # (timing it again would only add best-of samples of one configuration).
+        same = [e for e in active if e.curve and ef <= e.pool]
+        for e in same:
+            e.curve.append(replace(e.curve[-1], ef=ef))
+        timed = [e for e in active if e not in same]
+        log(f"ef={ef}: " + ", ".join(e.name for e in timed))
+        recall: dict[str, float] = {e.name: e.curve[-1].recall for e in same}
         best: dict[str, float] = {}
-        for e in active:
+        for e in timed:
             e.set_ef(ef)
         for rep in range(repeats):
-            for e in active:
+            for e in timed:
                 if rep and recall[e.name] < TARGETS[0]:
                     continue  # its QPS is never reported: one run is enough
                 t, found = wall_timed(e.search)
                 if not rep:
                     recall[e.name] = recall_at_k(found, truth)
                 best[e.name] = min(best.get(e.name, float("inf")), t)
-        for e in active:
+        for e in timed:
             e.curve.append(Point(ef, recall[e.name], nq / best[e.name]))
         active = [e for e in active if recall[e.name] < TARGETS[-1]]
 

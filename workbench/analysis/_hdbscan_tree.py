@@ -198,7 +198,15 @@ def _auto_grid(
     reduced: NDArray[np.float32], *, base_min_cluster_size: int, cache: ArrayCache,
     digest: str, known: _Tree | None = None,
 ) -> tuple[int, int, str, pl.DataFrame, _Tree]:
-    """Best (min_cluster_size, min_samples, method) by relative validity on a small grid."""
+    """Best (min_cluster_size, min_samples, method) by relative validity on a small grid.
+
+    A label-free criterion can only pick what the density structure supports. Measured on
+    MNIST-10k's default reduction: the setting closest to the digit labels (leaf selection at
+    min_cluster_size 400: 10 clusters, ARI 0.83, 0.87 with outliers reassigned) scores *lower*
+    than the 8-cluster EOM solution (ARI 0.74; 4/7/9 merged) on relative validity (0.43 vs
+    0.56), on DBCV over a 3,000-point sample (0.39 vs 0.48-0.56) and on silhouette (0.62 vs
+    0.62-0.66): in the reduced space those digits touch, and no criterion tried sees the seam.
+    """
     n = reduced.shape[0]
     sizes = sorted({max(2, min(n // 2, int(round(base_min_cluster_size * f))))
                     for f in (0.5, 1.0, 2.0, 4.0)})
