@@ -185,3 +185,25 @@ def test_empty_text_query(tmp_path: Path) -> None:
         for bad in ("", "   ", ["hello", ""]):
             with pytest.raises(E.InvalidInputError, match="query: expected non-empty text"):
                 s.search(bad, k=1)
+
+
+def test_concurrent_searches_from_threads_agree(tmp_path: Path) -> None:
+    import threading
+
+    x = np.random.default_rng(0).normal(size=(4000, 32)).astype(np.float32)
+    with wb.Store.create(tmp_path / "s", dim=32, dtype="i8", exact_threshold=1) as s:
+        s.add({"id": [str(i) for i in range(len(x))]}, vectors=x, progress=False)
+        ref = s.search(x[:40], k=5)  # the rescoring kernel runs in every call below
+        bad: list[int] = []
+
+        def run() -> None:
+            for _ in range(10):
+                if not s.search(x[:40], k=5)["id"].equals(ref["id"]):
+                    bad.append(1)
+
+        threads = [threading.Thread(target=run) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert not bad
