@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
@@ -97,3 +98,35 @@ def recall_at_k(found: NDArray[np.integer], truth: NDArray[np.integer]) -> float
 
 def log(msg: str) -> None:
     print(f"  .. {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------- command line
+def size_arguments(p: argparse.ArgumentParser, *, quick_queries: int) -> None:
+    """``--n``, ``--dim``, ``--queries`` and ``--quick`` (resolved by :func:`resolve_sizes`)."""
+    p.add_argument("--n", type=int, default=None, help="base vectors (default 100000)")
+    p.add_argument("--dim", type=int, default=384)
+    p.add_argument("--queries", type=int, default=None, help="queries (default 1000)")
+    p.add_argument("--quick", action="store_true", help=f"n=20000, queries={quick_queries}")
+
+
+def resolve_sizes(
+    p: argparse.ArgumentParser, args: argparse.Namespace, *, quick_queries: int, k: int
+) -> None:
+    """Fill ``args.n`` / ``args.queries`` from ``--quick`` and check that n holds `k`."""
+    if args.n is None:
+        args.n = 20_000 if args.quick else 100_000
+    if args.queries is None:
+        args.queries = quick_queries if args.quick else 1_000
+    if args.n < k:
+        p.error(f"--n: expected at least {k}, got {args.n}")
+
+
+def name_list(
+    p: argparse.ArgumentParser, flag: str, value: str, allowed: Sequence[str]
+) -> list[str]:
+    """A comma-separated option as a list, each item one of `allowed` (else a usage error)."""
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    for v in items:
+        if v not in allowed:
+            p.error(f"{flag}: expected some of {', '.join(allowed)}, got {v!r}")
+    return items

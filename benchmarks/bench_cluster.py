@@ -46,7 +46,9 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import workbench.analysis as wa
+from workbench.analysis.cluster_metrics import noise_fraction
 from workbench.evaldata import EvalDataMissingError, shared_data_path
+from workbench.store.segment import unit
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST_GOAL = 0.85
@@ -130,7 +132,7 @@ def _fast_hdbscan() -> Any | None:
 def _row(ds: str, method: str, y: NDArray[Any], labels: NDArray[Any], seconds: float) -> Row:
     labels = np.asarray(labels)
     return Row(ds, method, adjusted_rand_score(y, labels), normalized_mutual_info_score(y, labels),
-               float(np.mean(labels < 0)), int(np.unique(labels[labels >= 0]).size), seconds)
+               noise_fraction(labels), int(np.unique(labels[labels >= 0]).size), seconds)
 
 
 def run_dataset(
@@ -185,7 +187,7 @@ def run_dataset(
 
     x = d.vectors
     if d.metric == "cos":
-        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        x = unit(x)
     t0 = time.perf_counter()
     km = KMeans(n_clusters=k, n_init=3, random_state=0).fit_predict(x)
     rows.append(_row(d.name, f"k-means (k={k})", d.labels, km, time.perf_counter() - t0))

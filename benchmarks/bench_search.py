@@ -35,22 +35,29 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
 
 import faiss
 import hnswlib
 import numpy as np
 import polars as pl
-from _common import exact_knn, interleaved, log, recall_at_k, wall_timed  # noqa: E402
+from _common import (  # noqa: E402
+    exact_knn,
+    interleaved,
+    log,
+    name_list,
+    recall_at_k,
+    resolve_sizes,
+    size_arguments,
+    wall_timed,
+)
 from numpy.typing import NDArray
 from usearch.index import Index
 
 import workbench as wb
 from workbench.errors import InvalidInputError
 from workbench.evaldata import EvalDataMissingError, shared_data_path
-from workbench.store import _read
-
-T = TypeVar("T")
+from workbench.store._read import FILTER_EXACT_CELLS, _rescore_factor
+from workbench.store.segment import signs
 
 K = 10
 CONNECTIVITY = 16
@@ -62,13 +69,13 @@ SELECTIVITIES = (0.001, 0.01, 0.1, 0.5, 1.0)
 FILTER_RECALL_GOAL = 0.95
 FILTER_QPS_GOAL = 0.5
 STORE_DTYPES = ("f32", "f16", "i8", "b1")
+QUICK_QUERIES = 300
 # Chosen so the problem discriminates (measured, 100k x 384, raw usearch f32): recall@10 is
 # 0.82 at ef=16, 0.96 at ef=64 and 0.99 only near ef=128-256. intrinsic_dim=64 gave 0.95 at ef=16
 # and 96 or 128 gave 0.96-0.97 (every engine looks alike); spread=0.5 gave 0.98.
 N_CLUSTERS = 1000
 INTRINSIC_DIM = 32
 SPREAD = 1.0
-FILTER_EXACT_CELLS: int = getattr(_read, "FILTER_EXACT_CELLS", 0)
 
 
 # ---------------------------------------------------------------------------- data
@@ -109,7 +116,6 @@ def fmnist_data() -> Dataset:
     )
 
 
-# ---------------------------------------------------------------------------- timing
 # ---------------------------------------------------------------------------- engines
 @dataclass
 class Point:
@@ -173,7 +179,7 @@ def store_engine(store: wb.Store, queries: NDArray[np.float32], *, rescore: bool
 
     search()  # warm up: the first rescoring call compiles its numba kernel (once per process)
     name = f"store {store.dtype}" + (" + rescore" if rescore else "")
-    factor = _read._rescore_factor(True, store.dtype) if rescore else 0
+    factor = _rescore_factor(True, store.dtype) if rescore else 0
     return Engine(name, set_ef, search, "store", store.dtype, pool=K * factor)
 
 
@@ -190,7 +196,7 @@ def raw_engine(store: wb.Store, queries: NDArray[np.float32]) -> Engine:
         index.expansion_search = ef
 
     if store.dtype == "b1":
-        queries = np.packbits(queries > 0, axis=1)  # the store's sign bits, hamming order
+        queries = signs(queries)  # the store's sign bits, hamming order
 
     def search() -> NDArray[np.int64]:
         return np.asarray(index.search(queries, K).keys).astype(np.int64)
@@ -420,11 +426,27 @@ class FilterRow:
     ratio: float
 
 
+def filtered_truths(
+    data: Dataset, u: NDArray[np.float64]
+) -> dict[str, tuple[NDArray[np.int64], int]]:
+    """Per selectivity: the exact top-K among the rows with ``u < s``, and how many rows."""
+    out = {}
+    for s in SELECTIVITIES:
+        rows = np.flatnonzero(u < s)
+        if rows.size == len(u) and data.truth is not None:
+            out[f"{s:g}"] = (data.truth, rows.size)  # every row allowed: the unfiltered truth
+            continue
+        sub = exact_knn(data.base[rows], data.queries, K, metric=data.metric)
+        out[f"{s:g}"] = (np.where(sub >= 0, rows[np.maximum(sub, 0)], -1), rows.size)
+    return out
+
+
 def bench_filtered(
-    data: Dataset, store: wb.Store, u: NDArray[np.float64], *, ef: int, repeats: int
+    data: Dataset, store: wb.Store, truths: dict[str, tuple[NDArray[np.int64], int]], *,
+    ef: int, repeats: int,
 ) -> tuple[list[FilterRow], Point]:
     """Filtered recall@10 and QPS per selectivity, and the unfiltered search at the same ef."""
-    n, dim = data.base.shape
+    dim = data.base.shape[1]
     nq = len(data.queries)
     q = data.queries
     store.expansion_search = ef
@@ -432,16 +454,8 @@ def bench_filtered(
     fns: dict[str, Callable[[], NDArray[np.int64]]] = {
         "none": lambda: frame_keys(store.search(q, k=K), nq)
     }
-    truths: dict[str, NDArray[np.int64]] = {}
-    allowed: dict[str, int] = {}
     for s in SELECTIVITIES:
-        key = f"{s:g}"
-        mask = u < s
-        rows = np.flatnonzero(mask)
-        sub = exact_knn(data.base[rows], q, K, metric=data.metric)
-        truths[key] = np.where(sub >= 0, rows[np.maximum(sub, 0)], -1)
-        allowed[key] = rows.size
-        fns[key] = lambda s=s: frame_keys(store.search(q, k=K, where=pl.col("u") < s), nq)
+        fns[f"{s:g}"] = lambda s=s: frame_keys(store.search(q, k=K, where=pl.col("u") < s), nq)
     log(f"{data.name}: filtered search, store {store.dtype}, ef={ef}")
     t, found = interleaved(fns, repeats, wall_timed)
     base_qps = nq / t["none"]
@@ -450,12 +464,12 @@ def bench_filtered(
     out = []
     for s in SELECTIVITIES:
         key = f"{s:g}"
-        m = allowed[key]
+        truth, m = truths[key]
         exact_path = m <= thr or m * dim <= FILTER_EXACT_CELLS
         path = ("exact scan of allowed rows" if exact_path
                 else "HNSW + key filter (oversampled)")
         qps = nq / t[key]
-        out.append(FilterRow(store.dtype, s, m, path, recall_at_k(found[key], truths[key]), qps,
+        out.append(FilterRow(store.dtype, s, m, path, recall_at_k(found[key], truth), qps,
                              qps / base_qps))
     return out, unfiltered
 
@@ -464,9 +478,7 @@ def bench_filtered(
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--n", type=int, default=None, help="base vectors (default 100000)")
-    p.add_argument("--dim", type=int, default=384)
-    p.add_argument("--queries", type=int, default=None, help="queries (default 1000)")
+    size_arguments(p, quick_queries=QUICK_QUERIES)
     p.add_argument("--efs", default=",".join(map(str, EFS)),
                    help="search breadths to sweep, comma-separated")
     p.add_argument("--filter-dtypes", default="f16",
@@ -476,25 +488,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-fmnist", action="store_true", help="only the clustered dataset")
     p.add_argument("--tmp", type=Path, default=None, help="parent folder for temporary stores")
-    p.add_argument("--quick", action="store_true", help="n=20000, queries=300")
     p.add_argument("--strict", action="store_true", help="exit 1 when a goal fails")
     args = p.parse_args(argv)
-    args.n = args.n or (20_000 if args.quick else 100_000)
-    args.queries = args.queries or (300 if args.quick else 1_000)
+    resolve_sizes(p, args, quick_queries=QUICK_QUERIES, k=K)
     try:
         args.efs = sorted({int(x) for x in args.efs.split(",") if x.strip()})
     except ValueError:
         p.error(f"--efs: expected comma-separated integers, got {args.efs!r}")
     if not args.efs or min(args.efs) < 1:
         p.error("--efs: expected positive integers")
-    args.filter_dtypes = [d.strip() for d in args.filter_dtypes.split(",") if d.strip()]
-    for d in args.filter_dtypes:
-        if d not in STORE_DTYPES:
-            p.error(f"--filter-dtypes: expected some of {', '.join(STORE_DTYPES)}, got {d!r}")
+    args.filter_dtypes = name_list(p, "--filter-dtypes", args.filter_dtypes, STORE_DTYPES)
     if min(args.n, args.queries, args.dim, args.repeats, args.filter_ef) < 1:
         p.error("--n, --queries, --dim, --repeats and --filter-ef must be positive")
-    if args.n < K:
-        p.error(f"--n: expected at least {K}, got {args.n}")
     if args.n == args.queries:
         p.error("--n and --queries must differ (the same n draws the same sample)")
     return args
@@ -561,9 +566,10 @@ def main(argv: list[str] | None = None) -> int:
                                            store_exact_threshold=thr)
             results.append(res)
             if data.name == "clustered":
+                truths = filtered_truths(data, u)
                 for dtype in (d for d in args.filter_dtypes if d in stores):
-                    filtered.append(bench_filtered(data, stores[dtype], u, ef=args.filter_ef,
-                                                   repeats=args.repeats))
+                    filtered.append(bench_filtered(data, stores[dtype], truths,
+                                                   ef=args.filter_ef, repeats=args.repeats))
             for s in stores.values():
                 s.close()
 

@@ -19,6 +19,12 @@ from .errors import (
 
 METRICS = ("cos", "ip", "l2sq")
 DTYPES = ("f32", "f16", "bf16", "i8", "b1")
+#: Index dtypes too coarse to rank alone (cosine-only; re-ranked with the float32 vectors), and
+#: why they cannot hold ip/l2sq data.
+QUANTIZED = {
+    "i8": "usearch normalises vectors before 8-bit quantization, so norms are lost",
+    "b1": "one sign bit per dimension keeps angles, not norms or positions",
+}
 
 
 def check_vectors(

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from .._validation import check_vectors
 from ..errors import InvalidInputError, MissingDependencyError
+from ..store.segment import unit
 from ._cache import ArrayCache, params_key
 
 
@@ -30,11 +31,6 @@ class Reducer(Protocol):
 @runtime_checkable
 class _HasParams(Protocol):
     def get_params(self, deep: bool = ...) -> dict[str, Any]: ...
-
-
-def _normalise(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 def _describe(component: Any, preset: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -97,7 +93,7 @@ def _run_reducer(
                               min_dist=min_dist, metric=metric, random_state=random_state,
                               what=what)
         if spec == "pca" and metric != "l2sq":
-            x = _normalise(x)
+            x = unit(x)
     elif isinstance(spec, Reducer):
         obj, preset = spec, None
     else:

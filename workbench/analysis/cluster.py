@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from .._validation import METRICS, check_choice, check_frame, check_positive_int, check_vectors
 from ..errors import EmptyInputError, InvalidInputError, MissingColumnError
+from ..store.segment import unit
 from ._cache import ArrayCache, data_digest
 from ._hdbscan_tree import (
     SELECTION_METHODS,
@@ -35,7 +36,7 @@ from ._hdbscan_tree import (
     _get_tree,
     _Tree,
 )
-from ._reduce import Reducer, _describe, _normalise, _run_reducer
+from ._reduce import Reducer, _describe, _run_reducer
 from .cluster_metrics import (
     ClusterMetrics,
     knn_preservation,
@@ -455,7 +456,7 @@ def cluster(
     with tqdm(total=len(stages), desc="cluster", unit="stage", disable=not progress) as bar:
         bar.set_postfix_str("reduce")
         if reducer is None:
-            reduced = vectors if metric == "l2sq" else _normalise(vectors)
+            reduced = vectors if metric == "l2sq" else unit(vectors)
             reducer_params: dict[str, Any] = {"kind": None}
         else:
             reduced, reducer_params, timings["reduce"], hits["reduce"] = _run_reducer(

@@ -8,9 +8,10 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from .._validation import check_ids, check_positive_int, check_texts, check_vectors
+from .._validation import QUANTIZED, check_ids, check_positive_int, check_texts, check_vectors
 from ..errors import EmptyInputError, InvalidInputError, MissingColumnError, UnknownIdError
 from . import _search
+from .segment import unit
 
 if TYPE_CHECKING:
     from .store import Store
@@ -30,7 +31,7 @@ B1_RESCORE = 10
 def _rescore_factor(rescore: bool | int | None, dtype: str) -> int:
     default = B1_RESCORE if dtype == "b1" else DEFAULT_RESCORE
     if rescore is None:
-        return default if dtype in ("i8", "b1") else 0
+        return default if dtype in QUANTIZED else 0
     if rescore is True:
         return default
     if rescore is False:
@@ -88,14 +89,15 @@ class ReadMixin:
         wanted = check_ids(ids, name="ids")
         return self._rows_of(wanted).drop("_seg", "_row", "_ord")
 
-    def _rows_of(self: Store, wanted: list[str]) -> pl.DataFrame:
+    def _rows_of(self: Store, wanted: list[str], *, name: str = "ids") -> pl.DataFrame:
+        """Live rows of the `wanted` ids in their order; :class:`UnknownIdError` names `name`."""
         order = pl.DataFrame({"id": pl.Series(wanted, dtype=pl.Utf8),
                               "_ord": np.arange(len(wanted))})
         rows = order.join(self._live, on="id", how="inner").sort("_ord")
         if rows.height != len(wanted):
             missing = sorted(set(wanted) - set(rows.get_column("id").to_list()))
             raise UnknownIdError(
-                f"ids: expected ids present in the store, {len(missing)} are not: "
+                f"{name}: expected ids present in the store, {len(missing)} are not: "
                 + ", ".join(repr(m) for m in missing[:5])
             )
         return rows
@@ -275,18 +277,13 @@ class ReadMixin:
             raise InvalidInputError(
                 f"negative: ids cannot be both positive and negative: {both[:5]}"
             )
-        try:
-            p_vec = self.vectors(pos)
-        except UnknownIdError as exc:
-            raise UnknownIdError(str(exc).replace("ids:", "positive:", 1)) from None
-        try:
-            n_vec = self.vectors(neg) if neg else np.zeros((0, self.dim), np.float32)
-        except UnknownIdError as exc:
-            raise UnknownIdError(str(exc).replace("ids:", "negative:", 1)) from None
+        p_vec = self._gather(self._rows_of(pos, name="positive"))
+        n_vec = (self._gather(self._rows_of(neg, name="negative")) if neg
+                 else np.zeros((0, self.dim), np.float32))
         if self.metric == "cos":
-            p_vec = p_vec / np.linalg.norm(p_vec, axis=1, keepdims=True)
+            p_vec = unit(p_vec)
             if len(n_vec):
-                n_vec = n_vec / np.linalg.norm(n_vec, axis=1, keepdims=True)
+                n_vec = unit(n_vec)
         profile = p_vec.mean(axis=0)
         if len(n_vec):
             profile = profile - float(negative_weight) * n_vec.mean(axis=0)

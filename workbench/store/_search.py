@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._kernels import gather_dots
-from .segment import LoadedSegment, signs, unit
+from .segment import LoadedSegment, to_index_form
 
 # Bound the (queries x rows) distance block to ~256 MB of float32.
 _BLOCK_CELLS = 1 << 26
@@ -38,6 +38,8 @@ def exact_topk(
     best_sim = np.full((nq, k), -np.inf, dtype=np.float32)
     if n == 0:
         return best_pos, np.full((nq, k), np.inf, dtype=np.float32)
+    if norms is None and metric != "ip":
+        norms = np.linalg.norm(vectors, axis=1).astype(np.float32)
     q = queries
     if metric == "cos":
         q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-30)
@@ -47,10 +49,10 @@ def exact_topk(
         vb = np.asarray(vectors[start:stop])
         sim = q @ vb.T  # higher is better
         if metric == "cos":
-            vn = np.linalg.norm(vb, axis=1) if norms is None else norms[start:stop]
+            vn = norms[start:stop]  # type: ignore[index]
             sim *= (1.0 / np.maximum(vn, 1e-30)).astype(np.float32)[None, :]
         elif metric == "l2sq":
-            vn = np.linalg.norm(vb, axis=1) if norms is None else norms[start:stop]
+            vn = norms[start:stop]  # type: ignore[index]
             sim *= 2.0
             sim -= (vn.astype(np.float32) ** 2)[None, :]
         kk = min(k, stop - start)
@@ -116,11 +118,8 @@ def segment_exact(
 def _ann(
     seg: LoadedSegment, queries: NDArray[np.float32], count: int
 ) -> tuple[NDArray[np.uint64], NDArray[np.float32], NDArray[np.int64]]:
-    """usearch search returning (keys, distances) of shape (q, count) and valid counts."""
-    if seg.binary:
-        queries = signs(queries)
-    elif seg.unit_queries:
-        queries = unit(queries)
+    """usearch search of queries already in the index's form (:func:`to_index_form`), returning
+    (keys, distances) of shape (q, count) and valid counts."""
     m = seg.index.search(queries, count)
     if hasattr(m, "counts"):
         return (np.asarray(m.keys, dtype=np.uint64), np.asarray(m.distances, dtype=np.float32),
@@ -186,9 +185,10 @@ def segment_ann(
     """
     nq = queries.shape[0]
     rows = seg.entry.rows
+    iq = to_index_form(queries, seg.form)  # once, not per retry
     if allowed is None and not seg.tombstones.size and not rescore_factor and k <= rows:
         # Fast path: usearch's own sorted top-k is the answer (saves ~1 ms per call).
-        keys, dist, counts = _ann(seg, queries, k)
+        keys, dist, counts = _ann(seg, iq, k)
         if (counts >= k).all():
             return keys, dist
     admissible = n_allowed if allowed is not None and n_allowed is not None else seg.entry.live
@@ -211,7 +211,7 @@ def segment_ann(
     todo = np.arange(nq)
     fallback = np.zeros(nq, dtype=bool)
     while todo.size:
-        keys, dist, counts = _ann(seg, queries[todo], count)
+        keys, dist, counts = _ann(seg, iq[todo], count)
         valid = np.arange(keys.shape[1])[None, :] < counts[:, None]
         if seg.tombstones.size:
             valid &= ~_isin_sorted(keys, seg.tombstones)

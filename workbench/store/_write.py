@@ -22,7 +22,6 @@ from ..errors import (
     DuplicateIdError,
     InvalidInputError,
     ModelMismatchError,
-    UnknownIdError,
 )
 from .manifest import SEGMENTS_DIR
 from .segment import write_meta, write_segment
@@ -166,10 +165,7 @@ class WriteMixin:
         _check_reserved(df)
         if df.width == 1:
             raise InvalidInputError("data: expected columns to set besides the id column")
-        try:
-            rows = self._rows_of(ids)
-        except UnknownIdError as exc:
-            raise UnknownIdError(str(exc).replace("ids:", "id:", 1)) from None
+        rows = self._rows_of(ids, name="id")
         updates = self._align_schema(
             df.join(rows.select("id", "key", "_seg"), on="id", how="inner")
         ).drop("id")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -17,7 +18,7 @@ from tqdm.auto import tqdm
 from usearch.index import Index
 
 from ..errors import CorruptStoreError
-from ._atomic import fsync_path, write_atomic
+from ._atomic import write_atomic
 from .manifest import FileEntry, SegmentEntry
 
 # usearch spawns its own threads per call; chunks this large keep both cores busy while letting
@@ -48,6 +49,20 @@ def unit(x: NDArray[np.float32]) -> NDArray[np.float32]:
 def signs(x: NDArray[np.float32]) -> NDArray[np.uint8]:
     """Rows as packed sign bits (``x > 0``), the input of a ``b1`` (hamming) index."""
     return np.packbits(np.asarray(x) > 0, axis=1)
+
+
+def index_form(metric: str, dtype: str, params: dict[str, int]) -> str:
+    """How vectors enter this store's index: ``"signs"`` (b1), ``"unit"`` (cos as ip), ``"raw"``."""
+    if dtype == "b1":
+        return "signs"
+    return "unit" if cos_as_ip(metric, params) else "raw"
+
+
+def to_index_form(x: NDArray[np.float32], form: str) -> NDArray[Any]:
+    """Vectors (or queries) as the index takes them (see :func:`index_form`)."""
+    if form == "signs":
+        return signs(x)
+    return unit(x) if form == "unit" else x
 
 
 def make_index(dim: int, *, metric: str, dtype: str, params: dict[str, int]) -> Index:
@@ -81,10 +96,7 @@ def build_index(
 ) -> Index:
     """Build a usearch HNSW index over `vectors` with `keys`."""
     index = make_index(vectors.shape[1], metric=metric, dtype=dtype, params=params)
-    if dtype == "b1":
-        vectors = signs(vectors)
-    elif cos_as_ip(metric, params):
-        vectors = unit(vectors)
+    vectors = to_index_form(vectors, index_form(metric, dtype, params))
     n = len(keys)
     if n <= ADD_CHUNK:
         index.add(keys, vectors)
@@ -131,7 +143,6 @@ def write_segment(
         for p in written:
             p.unlink(missing_ok=True)
         raise
-    fsync_path(seg_dir)
     return SegmentEntry(
         id=seg_id,
         rows=len(keys),
@@ -169,8 +180,7 @@ class LoadedSegment:
     vectors: NDArray[np.float32]
     meta: pl.DataFrame
     tombstones: NDArray[np.uint64]
-    unit_queries: bool = False
-    binary: bool = False
+    form: str = "raw"  # how queries enter the index: see index_form
     _norms: NDArray[np.float32] | None = field(default=None, repr=False)
 
     @property
@@ -198,7 +208,6 @@ def load_segment(
     """Open a segment's files; every failure is a :class:`CorruptStoreError` naming the file."""
     p_index = seg_dir / entry.index.name
     p_vec = seg_dir / entry.vectors.name
-    p_meta = seg_dir / entry.meta.name
     try:
         vectors = np.load(p_vec, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -209,17 +218,7 @@ def load_segment(
             f"got {vectors.dtype} {vectors.shape}",
             path=p_vec,
         )
-    try:
-        meta = pl.read_parquet(p_meta)
-    except Exception as exc:  # polars raises ComputeError/OSError for damaged files
-        raise CorruptStoreError(
-            f"metadata file {p_meta} is unreadable: {exc}", path=p_meta
-        ) from exc
-    if meta.height != entry.rows or "key" not in meta.columns or "id" not in meta.columns:
-        raise CorruptStoreError(
-            f"metadata file {p_meta}: expected {entry.rows} rows with key and id columns",
-            path=p_meta,
-        )
+    meta = read_meta(seg_dir, entry)
     index = make_index(dim, metric=metric, dtype=dtype, params=params)
     try:
         index.view(str(p_index))
@@ -233,7 +232,24 @@ def load_segment(
     index.expansion_search = params["expansion_search"]
     return LoadedSegment(entry=entry, index=index, vectors=vectors, meta=meta,
                          tombstones=read_tombstones(seg_dir, entry),
-                         unit_queries=cos_as_ip(metric, params), binary=dtype == "b1")
+                         form=index_form(metric, dtype, params))
+
+
+def read_meta(seg_dir: Path, entry: SegmentEntry) -> pl.DataFrame:
+    """A segment's metadata file (``key``, ``id``, user columns), checked against `entry`."""
+    p_meta = seg_dir / entry.meta.name
+    try:
+        meta = pl.read_parquet(p_meta)
+    except Exception as exc:  # polars raises ComputeError/OSError for damaged files
+        raise CorruptStoreError(
+            f"metadata file {p_meta} is unreadable: {exc}", path=p_meta
+        ) from exc
+    if meta.height != entry.rows or "key" not in meta.columns or "id" not in meta.columns:
+        raise CorruptStoreError(
+            f"metadata file {p_meta}: expected {entry.rows} rows with key and id columns",
+            path=p_meta,
+        )
+    return meta
 
 
 def read_tombstones(seg_dir: Path, entry: SegmentEntry) -> NDArray[np.uint64]:

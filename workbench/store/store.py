@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from .._validation import (
     DTYPES,
     METRICS,
+    QUANTIZED,
     check_choice,
     check_positive_int,
 )
@@ -41,7 +42,7 @@ from .manifest import (
     verify_files,
     write_manifest,
 )
-from .segment import LoadedSegment, load_segment, read_tombstones, write_tombstones
+from .segment import LoadedSegment, load_segment, read_meta, read_tombstones, write_tombstones
 
 #: Generations whose files survive garbage collection (so an earlier one can still be opened).
 KEEP_GENERATIONS = 3
@@ -125,15 +126,10 @@ class Store(ReadMixin, WriteMixin):
         root = Path(path)
         check_choice(metric, METRICS, name="metric")
         check_choice(dtype, DTYPES, name="dtype")
-        if dtype == "i8" and metric != "cos":
+        if dtype in QUANTIZED and metric != "cos":
             raise InvalidInputError(
-                f"dtype: 'i8' needs metric='cos', got metric={metric!r} (usearch normalises "
-                "vectors before 8-bit quantization, so norms are lost); use dtype='f16'"
-            )
-        if dtype == "b1" and metric != "cos":
-            raise InvalidInputError(
-                f"dtype: 'b1' needs metric='cos', got metric={metric!r} (one sign bit per "
-                "dimension keeps angles, not norms or positions); use dtype='f16'"
+                f"dtype: {dtype!r} needs metric='cos', got metric={metric!r} "
+                f"({QUANTIZED[dtype]}); use dtype='f16'"
             )
         fp = embedder.fingerprint if embedder is not None else _fingerprint_of(model)
         if embedder is not None:
@@ -382,9 +378,13 @@ class Store(ReadMixin, WriteMixin):
                 segs[entry.id] = old
                 continue
             if (old is not None and old.entry.index == entry.index
-                    and old.entry.meta == entry.meta):
-                segs[entry.id] = replace(old, entry=entry,
-                                         tombstones=read_tombstones(seg_dir, entry))
+                    and old.entry.vectors == entry.vectors):
+                # Immutable index and vectors kept (a delete or a metadata-only update): reload
+                # only the file that changed.
+                meta = old.meta if old.entry.meta == entry.meta else read_meta(seg_dir, entry)
+                tombs = (old.tombstones if old.entry.tombstones == entry.tombstones
+                         else read_tombstones(seg_dir, entry))
+                segs[entry.id] = replace(old, entry=entry, meta=meta, tombstones=tombs)
                 continue
             segs[entry.id] = load_segment(
                 seg_dir, entry, dim=manifest.dim, metric=manifest.metric, dtype=manifest.dtype,
