@@ -18,6 +18,8 @@ from .errors import (
 )
 
 METRICS = ("cos", "ip", "l2sq")
+#: The scikit-learn / umap-learn name of each store metric (``ip`` compared as cosine).
+SKLEARN_METRIC = {"cos": "cosine", "ip": "cosine", "l2sq": "euclidean"}
 DTYPES = ("f32", "f16", "bf16", "i8", "b1")
 #: Index dtypes too coarse to rank alone (cosine-only; re-ranked with the float32 vectors), and
 #: why they cannot hold ip/l2sq data.

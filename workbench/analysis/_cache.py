@@ -12,10 +12,8 @@ check out is treated as absent.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..store._atomic import write_atomic
+from ..store._atomic import write_atomic, write_npy_atomic
 
 #: Bump when the meaning of a cached array changes, so stale entries stop matching.
 CACHE_VERSION = 1
@@ -65,11 +63,6 @@ class ArrayCache:
         self.folder = folder
         self._warned = False
 
-    @property
-    def enabled(self) -> bool:
-        """Whether entries are read and written."""
-        return self.folder is not None
-
     def load(self, key: str) -> NDArray[Any] | None:
         """The array stored under `key`, or None when absent or damaged."""
         if self.folder is None:
@@ -91,14 +84,10 @@ class ArrayCache:
         arr = np.ascontiguousarray(array)
         info = {**meta, "shape": list(arr.shape), "dtype": str(arr.dtype), "version": CACHE_VERSION}
 
-        def write_npy(tmp: Path) -> None:
-            with open(tmp, "wb") as f:
-                np.save(f, arr, allow_pickle=False)
-
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             # The array first: a sidecar only ever names a complete array.
-            write_atomic(self.folder / f"{key}.npy", write_npy)
+            write_npy_atomic(self.folder / f"{key}.npy", arr)
             text = json.dumps(info, sort_keys=True, indent=1, default=repr)
             write_atomic(self.folder / f"{key}.json",
                          lambda p: p.write_text(text, encoding="utf-8"))
@@ -110,15 +99,3 @@ class ArrayCache:
                     "results are computed but not cached",
                     CacheWriteWarning, stacklevel=3,
                 )
-
-    def clear(self) -> int:
-        """Delete every entry; return how many files were removed."""
-        if self.folder is None or not self.folder.is_dir():
-            return 0
-        n = 0
-        for p in self.folder.iterdir():
-            if p.suffix in (".npy", ".json", ".tmp"):
-                with contextlib.suppress(OSError):
-                    os.unlink(p)
-                    n += 1
-        return n

@@ -213,11 +213,13 @@ def _auto_grid(
     samples = sorted({max(1, min(n - 1, s)) for s in (5, 10, 25)})
     rows: list[dict[str, Any]] = []
     trees: dict[int, _Tree] = {}
+    condense_tree = _hdbscan_internals()[4]
     for ms in samples:
         trees[ms] = known = _get_tree(reduced, ms, cache=cache, digest=digest, known=known)
         for mcs in sizes:
+            condensed = condense_tree(trees[ms].slt, mcs)  # shared by both selection methods
             for method in SELECTION_METHODS:
-                labels = _extract(trees[ms], mcs, method)[0]
+                labels = _select(condensed, method)[0]
                 rows.append({"min_cluster_size": mcs, "min_samples": ms,
                              "cluster_selection_method": method,
                              "n_clusters": int(labels.max()) + 1,

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from .._validation import check_vectors
+from .._validation import SKLEARN_METRIC, check_vectors
 from ..errors import InvalidInputError, MissingDependencyError
 from ..store.segment import unit
 from ._cache import ArrayCache, params_key
@@ -58,7 +58,7 @@ def _preset(
         except ImportError as exc:
             raise MissingDependencyError("clustering needs umap-learn: pip install umap-learn"
                                          ) from exc
-        umap_metric = "euclidean" if metric == "l2sq" else "cosine"
+        umap_metric = SKLEARN_METRIC[metric]
         # n_jobs=1: a seeded UMAP runs single-threaded anyway (and warns otherwise).
         obj = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist,
                         metric=umap_metric, random_state=random_state, n_jobs=1)

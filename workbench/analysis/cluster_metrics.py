@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from .._validation import check_choice, check_positive_int, check_vectors
+from .._validation import SKLEARN_METRIC, check_choice, check_positive_int, check_vectors
 from ..errors import InvalidInputError
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
     "trustworthiness",
 ]
 
-_SK_METRIC = {"cos": "cosine", "ip": "cosine", "l2sq": "euclidean"}
+_SK_METRIC = SKLEARN_METRIC
 
 
 def _sample(n: int, size: int, random_state: int) -> NDArray[np.int64]:
@@ -47,19 +47,14 @@ def _inputs(
     original: Any, embedded: Any, *, metric: str, k: int, sample: int
 ) -> tuple[NDArray[np.float32], NDArray[np.float32], int, int]:
     """Validated (original, embedded, k, sample) of the map-distortion measures."""
-    x, y = _pair(original, embedded)
-    check_choice(metric, tuple(_SK_METRIC), name="metric")
-    return x, y, check_positive_int(k, name="k"), check_positive_int(sample, name="sample")
-
-
-def _pair(original: Any, embedded: Any) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     x = check_vectors(original, name="original", allow_1d=False)
     y = check_vectors(embedded, name="embedded", allow_1d=False)
     if x.shape[0] != y.shape[0]:
         raise InvalidInputError(
             f"embedded: expected {x.shape[0]} rows (one per row of original), got {y.shape[0]}"
         )
-    return x, y
+    check_choice(metric, tuple(_SK_METRIC), name="metric")
+    return x, y, check_positive_int(k, name="k"), check_positive_int(sample, name="sample")
 
 
 def _neighbours(

@@ -58,16 +58,14 @@ class TermCounts:
         texts: Sequence[str | None],
         *,
         stop_words: str | list[str] | None = "english",
-        ngram_range: tuple[int, int] = (1, 1),
-        min_df: int = 1,
     ) -> TermCounts | None:
         """Count words in `texts` (nulls count as empty); None when no word survives."""
         import scipy.sparse as sp
         from sklearn.feature_extraction.text import CountVectorizer
 
         docs = ["" if t is None else str(t) for t in texts]
-        vec = CountVectorizer(stop_words=stop_words, ngram_range=ngram_range, min_df=min_df,
-                              token_pattern=TOKEN_PATTERN, lowercase=True, dtype=np.float64)
+        vec = CountVectorizer(stop_words=stop_words, token_pattern=TOKEN_PATTERN, lowercase=True,
+                              dtype=np.float64)
         try:
             counts = vec.fit_transform(docs)
         except ValueError:  # "empty vocabulary": every text is empty or stop words only

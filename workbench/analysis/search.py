@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from .._validation import check_positive_int
 from ..errors import InvalidInputError
+from ..store.segment import unit
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -117,13 +118,13 @@ class SemanticCache:
         vec = self.store.query_vectors(query)
         if vec.shape[0] != 1:
             raise InvalidInputError("query: the cache answers one query at a time")
-        unit = vec[0] / np.linalg.norm(vec[0])
+        q = unit(vec)[0]
         context = f"{k}|{_where_key(where)}|{sorted(options.items())}"
         best, best_sim = None, -1.0
         for key, (ctx, cached, _) in self._entries.items():
             if ctx != context:
                 continue
-            sim = float(cached @ unit)
+            sim = float(cached @ q)
             if sim > best_sim:
                 best, best_sim = key, sim
         if best is not None and best_sim >= self.threshold:
@@ -132,7 +133,7 @@ class SemanticCache:
             return self._entries[best][2].clone()
         self.misses += 1
         result = self.store.search(vec, k=k, where=where, **options)
-        self._entries[self._next] = (context, unit.astype(np.float32), result)
+        self._entries[self._next] = (context, q, result)
         self._next += 1
         while len(self._entries) > self.capacity:
             self._entries.popitem(last=False)

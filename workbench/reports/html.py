@@ -36,6 +36,14 @@ class Section:
     note: str = ""
 
 
+def escape_text(value: Any, max_chars: int = 300) -> str:
+    """Any value as HTML-escaped text, shortened to `max_chars` with an ellipsis."""
+    text = "" if value is None else str(value)
+    if len(text) > max_chars:
+        text = text[: max_chars - 1] + "…"
+    return html.escape(text)
+
+
 def _cell(value: Any, max_chars: int) -> tuple[str, bool]:
     if value is None:
         return "", False
@@ -43,10 +51,7 @@ def _cell(value: Any, max_chars: int) -> tuple[str, bool]:
         return f"{value:.4g}", True
     if isinstance(value, int):
         return str(value), True
-    text = str(value)
-    if len(text) > max_chars:
-        text = text[: max_chars - 1] + "…"
-    return html.escape(text), False
+    return escape_text(value, max_chars), False
 
 
 def frame_table(df: pl.DataFrame, *, max_rows: int = 200, max_chars: int = 240) -> str:

@@ -7,6 +7,8 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 CHUNK = 1 << 22
 
 
@@ -39,6 +41,16 @@ def write_atomic(final: Path, writer: Callable[[Path], None]) -> None:
 
 def write_bytes_atomic(final: Path, data: bytes) -> None:
     write_atomic(final, lambda p: p.write_bytes(data))
+
+
+def write_npy_atomic(final: Path, arr: np.ndarray) -> None:
+    """Durably write `arr` as a ``.npy`` file (no pickle)."""
+
+    def save(path: Path) -> None:
+        with open(path, "wb") as f:
+            np.save(f, arr, allow_pickle=False)
+
+    write_atomic(final, save)
 
 
 def crc32_file(path: Path) -> str:

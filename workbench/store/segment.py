@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from usearch.index import Index
 
 from ..errors import CorruptStoreError
-from ._atomic import write_atomic
+from ._atomic import write_atomic, write_npy_atomic
 from .manifest import FileEntry, SegmentEntry
 
 # usearch spawns its own threads per call; chunks this large keep both cores busy while letting
@@ -135,7 +135,7 @@ def write_segment(
     try:
         write_atomic(paths["index"], lambda p: index.save(str(p)))
         written.append(paths["index"])
-        write_atomic(paths["vectors"], lambda p: _save_npy(p, vectors))
+        write_npy_atomic(paths["vectors"], vectors)
         written.append(paths["vectors"])
         write_atomic(paths["meta"], lambda p: meta.write_parquet(p, statistics=True))
         written.append(paths["meta"])
@@ -162,13 +162,8 @@ def write_meta(seg_dir: Path, seg_id: str, meta: pl.DataFrame) -> FileEntry:
 def write_tombstones(seg_dir: Path, seg_id: str, keys: NDArray[np.uint64]) -> FileEntry:
     """Durably write a segment's full, sorted tombstone set to a new file."""
     path = seg_dir / f"{seg_id}.tomb-{uuid.uuid4().hex[:8]}.npy"
-    write_atomic(path, lambda p: _save_npy(p, np.sort(keys.astype(np.uint64))))
+    write_npy_atomic(path, np.sort(keys.astype(np.uint64)))
     return FileEntry.of(path)
-
-
-def _save_npy(path: Path, arr: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        np.save(f, arr, allow_pickle=False)
 
 
 @dataclass

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 import ipywidgets as widgets
 import polars as pl
 
+from ..reports.html import escape_text
+
 #: Columns never offered as filters.
 SKIP_COLUMNS = ("key", "id")
 
 
-def esc(value: Any, max_chars: int = 300) -> str:
-    """Escape any value for HTML, shortening long text."""
-    text = "" if value is None else str(value)
-    if len(text) > max_chars:
-        text = text[: max_chars - 1] + "…"
-    return html.escape(text)
+#: Escape any value for HTML, shortening long text (the reports' helper).
+esc = escape_text
+
+
+def error_html(text: str) -> str:
+    """An error message for a widget's status line (escaped, in red)."""
+    return f"<span style='color:#b00020'>{esc(text, 600)}</span>"
 
 
 class FilterControl:

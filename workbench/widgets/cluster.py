@@ -14,7 +14,7 @@ import traitlets
 
 from ..analysis.cluster import ClusterResult, recluster
 from ..errors import InvalidInputError, WorkbenchError
-from ._common import esc
+from ._common import error_html, esc
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -72,8 +72,9 @@ class ClusterExplorer(widgets.VBox):
         self.text_column = text
         if store is not None:
             metadata = store.scan().collect()
-        self._meta = metadata
-        self._frame = self._join(result)
+        self._frame = self._join(result, metadata)
+        # Metadata aligned to the points once: re-clustering keeps the points and their order.
+        self._extra = self._frame.drop(result.to_frame().columns)
         with _quiet():
             from jscatter import Scatter
 
@@ -121,11 +122,11 @@ class ClusterExplorer(widgets.VBox):
         self.add_class("wb-cluster-explorer")
 
     # ------------------------------------------------------------------ data
-    def _join(self, result: ClusterResult) -> pl.DataFrame:
+    @staticmethod
+    def _join(result: ClusterResult, meta: pl.DataFrame | None) -> pl.DataFrame:
         pts = result.to_frame()
-        if self._meta is None:
+        if meta is None:
             return pts
-        meta = self._meta
         on = "key" if "key" in meta.columns and "key" in pts.columns else "id"
         extra = [c for c in meta.columns if c not in pts.columns or c == on]
         return pts.join(meta.select(extra), on=on, how="left", maintain_order="left")
@@ -159,15 +160,15 @@ class ClusterExplorer(widgets.VBox):
                             min_samples=self.min_samples)
         except WorkbenchError as exc:
             self.status = f"Error: {exc}"
-            self._status.value = f"<span style='color:#b00020'>{esc(self.status, 600)}</span>"
+            self._status.value = error_html(self.status)
             return None
         self.result = new
-        self._frame = self._join(new)
+        self._frame = pl.concat([new.to_frame(), self._extra], how="horizontal")
         with _quiet():
             self.scatter.data(self._scatter_frame())
             self._on_color({"new": self.color_by})
         self._render_side()
-        secs = new.params.get("seconds", {}).get("cluster", float("nan"))
+        secs = new.params["seconds"]["recluster"]
         self.status = f"{new.clusters.height} clusters ({secs:.2f} s)"
         self._status.value = esc(self.status)
         return new
@@ -179,11 +180,11 @@ class ClusterExplorer(widgets.VBox):
     def _render_side(self) -> None:
         m = self.result.metrics
         rows = {
-            "map trustworthiness": getattr(m, "trustworthiness", None),
-            "kNN kept in the map": getattr(m, "knn_preservation", None),
-            "noise fraction": getattr(m, "noise_fraction", None),
-            "silhouette (reduced)": getattr(m, "silhouette", None),
-            "relative validity": getattr(m, "relative_validity", None),
+            "map trustworthiness": m.trustworthiness,
+            "kNN kept in the map": m.knn_preservation,
+            "noise fraction": m.noise_fraction,
+            "silhouette (reduced)": m.silhouette,
+            "relative validity": m.relative_validity,
         }
         cells = "".join(
             f"<tr><td>{esc(k)}</td><td>{'–' if v is None or v != v else f'{v:.3f}'}</td></tr>"

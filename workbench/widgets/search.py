@@ -11,7 +11,7 @@ import polars as pl
 import traitlets
 
 from ..errors import WorkbenchError
-from ._common import FilterControl, build_filters, esc
+from ._common import FilterControl, build_filters, error_html, esc
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -128,7 +128,7 @@ class SearchPanel(widgets.VBox):
             res = call()
         except WorkbenchError as exc:
             self.status = f"Error: {exc}"
-            self._status.value = f"<span style='color:#b00020'>{esc(self.status, 600)}</span>"
+            self._status.value = error_html(self.status)
             return None
         self.elapsed = time.perf_counter() - t0
         self.results = res
