@@ -27,6 +27,10 @@ from .manifest import SEGMENTS_DIR
 from .segment import write_meta, write_segment
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from .manifest import SegmentEntry
+    from .segment import LoadedSegment
     from .store import Store
 
 RESERVED = ("key", "query", "distance", "_seg", "_row")
@@ -166,30 +170,28 @@ class WriteMixin:
         if df.width == 1:
             raise InvalidInputError("data: expected columns to set besides the id column")
         rows = self._rows_of(ids, name="id")
+        # _rows_of keeps the order of `ids`, which is the order of df's rows
         updates = self._align_schema(
-            df.join(rows.select("id", "key", "_seg"), on="id", how="inner")
+            df.with_columns(rows.get_column("key"), rows.get_column("_seg"))
         ).drop("id")
         seg_dir = self.path / SEGMENTS_DIR
+
+        def set_columns(
+            entry: SegmentEntry, seg: LoadedSegment, part: pl.DataFrame
+        ) -> tuple[SegmentEntry, LoadedSegment, Path]:
+            meta = seg.meta
+            new_cols = [c for c in part.columns if c not in meta.columns]
+            if new_cols:
+                meta = meta.with_columns(
+                    pl.lit(None, dtype=part.schema[c]).alias(c) for c in new_cols
+                )
+            meta = meta.update(part, on="key", how="left", include_nulls=True)
+            fe = write_meta(seg_dir, entry.id, meta)
+            new_entry = replace(entry, meta=fe)
+            return new_entry, replace(seg, entry=new_entry, meta=meta), seg_dir / fe.name
+
         with self.transaction():
-            entries = list(self._manifest.segments)
-            for (seg_ord,), part in updates.group_by(["_seg"]):
-                entry = entries[int(seg_ord)]  # type: ignore[call-overload]
-                seg = self._segs[entry.id]
-                part = part.drop("_seg")
-                meta = seg.meta
-                new_cols = [c for c in part.columns if c not in meta.columns]
-                if new_cols:
-                    meta = meta.with_columns(
-                        pl.lit(None, dtype=part.schema[c]).alias(c) for c in new_cols
-                    )
-                meta = meta.update(part, on="key", how="left", include_nulls=True)
-                fe = write_meta(seg_dir, entry.id, meta)
-                self._pending.append(seg_dir / fe.name)
-                new_entry = replace(entry, meta=fe)
-                entries[int(seg_ord)] = new_entry  # type: ignore[call-overload]
-                self._segs[entry.id] = replace(seg, entry=new_entry, meta=meta)
-            self._manifest = replace(self._manifest, segments=tuple(entries))
-            self._rebuild()
+            self._stage_per_segment(updates, set_columns)
         return len(ids)
 
     def delete(self: Store, ids: Any) -> int:

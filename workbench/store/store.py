@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -499,26 +499,47 @@ class Store(ReadMixin, WriteMixin):
         )
         self._manifest = replace(m, segments=(*m.segments, entry))
 
-    def _stage_tombstones(self, keys: NDArray[np.uint64]) -> None:
-        """Mark live `keys` deleted (one new tombstone file per touched segment)."""
-        if keys.size == 0:
-            return
-        rows = self._live.filter(pl.col("key").is_in(pl.Series(keys, dtype=pl.UInt64).implode()))
-        seg_dir = self.path / SEGMENTS_DIR
+    def _stage_per_segment(
+        self, rows: pl.DataFrame,
+        change: Callable[[SegmentEntry, LoadedSegment, pl.DataFrame],
+                         tuple[SegmentEntry, LoadedSegment, Path] | None],
+    ) -> None:
+        """Stage one new file per segment touched by `rows` (live rows with ``_seg``).
+
+        ``change(entry, seg, part)`` writes the segment's new file and returns its new entry,
+        loaded segment and the file's path, or None to drop the whole segment.
+        """
         entries = list(self._manifest.segments)
         drop: set[str] = set()
         for (seg_ord,), part in rows.group_by(["_seg"]):
             entry = entries[int(seg_ord)]  # type: ignore[call-overload]
-            seg = self._segs[entry.id]
-            tomb = np.union1d(seg.tombstones, part.get_column("key").to_numpy()).astype(np.uint64)
-            if tomb.size >= entry.rows:
+            changed = change(entry, self._segs[entry.id], part.drop("_seg"))
+            if changed is None:
                 drop.add(entry.id)
                 continue
-            fe = write_tombstones(seg_dir, entry.id, tomb)
-            self._pending.append(seg_dir / fe.name)
-            new_entry = replace(entry, tombstones=fe, deleted=int(tomb.size))
+            new_entry, new_seg, written = changed
+            self._pending.append(written)
             entries[int(seg_ord)] = new_entry  # type: ignore[call-overload]
-            self._segs[entry.id] = replace(seg, entry=new_entry, tombstones=tomb)
+            self._segs[entry.id] = new_seg
         entries = [e for e in entries if e.id not in drop]
         self._manifest = replace(self._manifest, segments=tuple(entries))
         self._rebuild()
+
+    def _stage_tombstones(self, keys: NDArray[np.uint64]) -> None:
+        """Mark live `keys` deleted (one new tombstone file per touched segment)."""
+        if keys.size == 0:
+            return
+        seg_dir = self.path / SEGMENTS_DIR
+
+        def tombstone(
+            entry: SegmentEntry, seg: LoadedSegment, part: pl.DataFrame
+        ) -> tuple[SegmentEntry, LoadedSegment, Path] | None:
+            tomb = np.union1d(seg.tombstones, part.get_column("key").to_numpy()).astype(np.uint64)
+            if tomb.size >= entry.rows:
+                return None  # every row deleted: the segment goes
+            fe = write_tombstones(seg_dir, entry.id, tomb)
+            new_entry = replace(entry, tombstones=fe, deleted=int(tomb.size))
+            return new_entry, replace(seg, entry=new_entry, tombstones=tomb), seg_dir / fe.name
+
+        rows = self._live.filter(pl.col("key").is_in(pl.Series(keys, dtype=pl.UInt64).implode()))
+        self._stage_per_segment(rows.select("key", "_seg"), tombstone)
