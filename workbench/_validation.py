@@ -178,3 +178,25 @@ def check_texts(texts: Any, *, name: str = "texts") -> list[str]:
                 f"{name}: expected strings, got {type(t).__name__} at position {i}"
             )
     return values
+
+
+def filter_frame(
+    df: pl.DataFrame, where: Any, *, what: str, hidden: Sequence[str] = ()
+) -> pl.DataFrame:
+    """Rows of `df` matching the polars expression `where`, with the errors users can act on.
+
+    `what` names the metadata in messages ("store", "frame"); `hidden` columns are internal and
+    not listed among the available ones.
+    """
+    if not isinstance(where, pl.Expr):
+        raise InvalidInputError(f"where: expected a polars expression, got {type(where).__name__}")
+    try:
+        return df.filter(where)
+    except pl.exceptions.ColumnNotFoundError as exc:
+        cols = [c for c in df.columns if c not in hidden]
+        raise MissingColumnError(
+            f"where: names a column the {what} does not have ({str(exc).splitlines()[0]}); "
+            f"columns are {cols}"
+        ) from exc
+    except pl.exceptions.PolarsError as exc:
+        raise InvalidInputError(f"where: could not be evaluated on the metadata: {exc}") from exc

@@ -24,8 +24,15 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from .._validation import METRICS, check_choice, check_frame, check_positive_int, check_vectors
-from ..errors import EmptyInputError, InvalidInputError, MissingColumnError
+from .._validation import (
+    METRICS,
+    check_choice,
+    check_frame,
+    check_positive_int,
+    check_vectors,
+    filter_frame,
+)
+from ..errors import EmptyInputError, InvalidInputError
 from ..store.segment import unit
 from ._cache import ArrayCache, data_digest
 from ._hdbscan_tree import (
@@ -180,15 +187,8 @@ def _load(
         if where is not None:
             if frame is None:
                 raise InvalidInputError("where: filtering vectors needs a frame= of metadata")
-            if not isinstance(where, pl.Expr):
-                raise InvalidInputError(
-                    f"where: expected a polars expression, got {type(where).__name__}")
-            try:
-                rows = meta.with_row_index("_row").filter(where).get_column("_row").to_numpy()
-            except pl.exceptions.ColumnNotFoundError as exc:
-                raise MissingColumnError(
-                    f"where: names a column the frame does not have ({str(exc).splitlines()[0]});"
-                    f" columns are {meta.columns}") from exc
+            rows = filter_frame(meta.with_row_index("_row"), where, what="frame",
+                                hidden=("_row",)).get_column("_row").to_numpy()
             meta, vectors = meta[rows], vectors[rows]
         metric = "l2sq" if metric is None else metric
         folder = None  # vectors have no store to cache beside; pass cache=<folder>

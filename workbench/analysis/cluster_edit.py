@@ -8,7 +8,7 @@ from :mod:`workbench.analysis.cluster` and :mod:`workbench.analysis`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -31,13 +31,13 @@ __all__ = [
 
 def _edit(
     result: ClusterResult, labels: NDArray[np.int32], *, names: Mapping[int, str] | None = None,
-    persistence: Callable[[int], float] | None = None, note: str,
+    reset: Collection[int] = (), note: str,
 ) -> ClusterResult:
+    """A new result with `labels`; clusters in `reset` lose their persistence (NaN)."""
     pts = result.points
     old_persistence = dict(zip(result.clusters.get_column("cluster").to_list(),
                                result.clusters.get_column("persistence").to_list(), strict=True))
-    pers = {c: (persistence(c) if persistence is not None else p)
-            for c, p in old_persistence.items()}
+    pers = {c: float("nan") if c in reset else p for c, p in old_persistence.items()}
     state = replace(result._state, names=dict(result._state.names if names is None else names))
     params = {**result.params, "edits": [*result.params.get("edits", []), note]}
     return _build(keys=pts.get_column("key"), ids=pts.get_column("id"), reduced=result.reduced,
@@ -159,13 +159,8 @@ def merge_clusters(
     if name is not None:
         names[target] = name
     return _edit(result, labels, names=names,
-                 persistence=lambda c: float("nan") if c == target else _pers(result, c),
+                 reset=(target,),
                  note=f"merge_clusters({ids})")
-
-
-def _pers(result: ClusterResult, c: int) -> float:
-    row = result.clusters.filter(pl.col("cluster") == c)
-    return float(row.get_column("persistence")[0]) if row.height else float("nan")
 
 
 def rename_clusters(result: ClusterResult, names: Mapping[int, str]) -> ClusterResult:

@@ -8,8 +8,15 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from .._validation import QUANTIZED, check_ids, check_positive_int, check_texts, check_vectors
-from ..errors import EmptyInputError, InvalidInputError, MissingColumnError, UnknownIdError
+from .._validation import (
+    QUANTIZED,
+    check_ids,
+    check_positive_int,
+    check_texts,
+    check_vectors,
+    filter_frame,
+)
+from ..errors import EmptyInputError, InvalidInputError, UnknownIdError
 from . import _search
 from .segment import unit
 
@@ -128,22 +135,7 @@ class ReadMixin:
         return check_vectors(query, dim=self.dim, name="query")
 
     def _filter(self: Store, where: Any) -> pl.DataFrame:
-        if not isinstance(where, pl.Expr):
-            raise InvalidInputError(
-                f"where: expected a polars expression, got {type(where).__name__}"
-            )
-        try:
-            return self._live.filter(where)
-        except pl.exceptions.ColumnNotFoundError as exc:
-            cols = [c for c in self._live.columns if c not in ("_seg", "_row")]
-            raise MissingColumnError(
-                f"where: names a column the store does not have ({str(exc).splitlines()[0]}); "
-                f"columns are {cols}"
-            ) from exc
-        except pl.exceptions.PolarsError as exc:
-            raise InvalidInputError(
-                f"where: could not be evaluated on the metadata: {exc}"
-            ) from exc
+        return filter_frame(self._live, where, what="store", hidden=("_seg", "_row"))
 
     def search(
         self: Store,
