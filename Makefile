@@ -25,7 +25,7 @@ demo: setup
 
 # The real-browser widget tests need Debian's Chromium; install it when we can (root).
 browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
+	@if [ ! -x "$${WORKBENCH_CHROMIUM:-/usr/bin/chromium}" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian chromium for the browser tests"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +20,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
 
 
 @pytest.fixture
-def page(lab: Lab, tmp_path: Path) -> Iterator[Any]:
-    with chromium(tmp_path / "chromium") as p:
+def page(lab: Lab) -> Iterator[Any]:
+    with chromium() as p:
         yield p

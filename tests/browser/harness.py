@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -120,7 +119,7 @@ def jupyter_lab(root: Path, home: Path, *, timeout: float = 90) -> Iterator[Lab]
 
 
 @contextlib.contextmanager
-def chromium(user_data: Path) -> Iterator[Any]:
+def chromium() -> Iterator[Any]:
     """A headless Debian Chromium page via Playwright (never `playwright install`)."""
     from playwright.sync_api import sync_playwright
 
@@ -132,10 +131,9 @@ def chromium(user_data: Path) -> Iterator[Any]:
             yield context.new_page()
         finally:
             browser.close()
-    shutil.rmtree(user_data, ignore_errors=True)
 
 
-def run_all_cells(page: Any, lab: Lab, *, ready_selector: str, timeout: float = 120) -> None:
+def run_all_cells(page: Any, *, ready_selector: str, timeout: float = 120) -> None:
     """Run every cell once the kernel is idle; retry if the first run-all was dropped."""
     page.wait_for_selector(".jp-NotebookPanel", timeout=60_000)
     deadline = time.monotonic() + timeout

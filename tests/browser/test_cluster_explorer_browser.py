@@ -34,7 +34,7 @@ def _selected(page: Any) -> int:
 def test_cluster_map_renders_and_lasso_selection_reaches_kernel(lab: Lab, page: Any) -> None:
     write_notebook(lab.root / "cluster_explorer.ipynb", CELLS)
     page.goto(lab.notebook_url("cluster_explorer.ipynb"))
-    run_all_cells(page, lab, ready_selector=".wb-cluster-explorer .wb-cluster-map canvas")
+    run_all_cells(page, ready_selector=".wb-cluster-explorer .wb-cluster-map canvas")
     page.wait_for_selector("text=/selected \\d+/", timeout=60_000)
     assert cell_errors(page) == []
     assert _selected(page) == 0

@@ -28,7 +28,7 @@ CELLS = [
 def test_search_panel_renders_and_searches(lab: Lab, page: Any) -> None:
     write_notebook(lab.root / "search_panel.ipynb", CELLS)
     page.goto(lab.notebook_url("search_panel.ipynb"))
-    run_all_cells(page, lab, ready_selector=".wb-search-panel .wb-query input")
+    run_all_cells(page, ready_selector=".wb-search-panel .wb-query input")
     assert cell_errors(page) == []
     box = page.locator(".wb-search-panel .wb-query input")
     box.fill("cats")

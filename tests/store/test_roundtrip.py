@@ -8,19 +8,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 import workbench as wb
-from tests.helpers import clustered
-
-
-def _exact(vectors: np.ndarray, queries: np.ndarray, k: int, metric: str) -> np.ndarray:
-    if metric == "cos":
-        v = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-        q = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-        d = 1 - q @ v.T
-    elif metric == "ip":
-        d = 1 - queries @ vectors.T
-    else:
-        d = ((queries[:, None, :] - vectors[None, :, :]) ** 2).sum(-1)
-    return np.argsort(d, axis=1, kind="stable")[:, :k]
+from tests.helpers import clustered, exact_neighbours
 
 
 def test_roundtrip_10k_five_commits(tmp_path: Path) -> None:
@@ -49,7 +37,7 @@ def test_roundtrip_10k_five_commits(tmp_path: Path) -> None:
         assert_frame_equal(store.search(q, k=10, exact=True), exact_before)
         np.testing.assert_array_equal(store.vectors(["d0", "d9999"]), x[[0, 9999]])
     # the approximate search found most true neighbours
-    truth = _exact(x, q, 10, "cos")
+    truth = exact_neighbours(x, q, 10, "cos")
     got = top_before.group_by("query", maintain_order=True).agg(pl.col("id"))["id"].to_list()
     recall = np.mean([
         len({f"d{j}" for j in truth[i]} & set(got[i])) / 10 for i in range(len(q))
@@ -114,7 +102,7 @@ def test_metric_dtype_matrix(tmp_path: Path, metric: str, dtype: str) -> None:
         store.add(pl.DataFrame({"id": [str(i) for i in range(3000)]}), vectors=x, progress=False)
         exact = store.search(q, k=10, exact=True)
         ann = store.search(q, k=10)
-    truth = _exact(x, q, 10, metric)
+    truth = exact_neighbours(x, q, 10, metric)
     got = exact.group_by("query", maintain_order=True).agg(pl.col("id"))["id"].to_list()
     for i in range(len(q)):
         assert got[i][0] == str(truth[i][0])
@@ -182,7 +170,7 @@ def test_where_filters_metadata(tmp_path: Path) -> None:
         # equals brute force over the filtered rows
         mask = df["ts"].is_between(lo, hi).to_numpy()
         sub = np.flatnonzero(mask)
-        truth = sub[_exact(x[sub], x[:5], 7, "cos")]
+        truth = sub[exact_neighbours(x[sub], x[:5], 7, "cos")]
         xn = x / np.linalg.norm(x, axis=1, keepdims=True)
         exact = store.search(x[:5], k=7, where=pl.col("ts").is_between(lo, hi), exact=True)
         for r, atol in ((exact, 1e-5), (res, 2e-3)):  # the ANN path reads f16 distances

@@ -10,12 +10,8 @@ import polars as pl
 import pytest
 
 import workbench as wb
+from tests.helpers import cosine
 from workbench import errors as E
-
-
-def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True)
-    return a @ (b / np.linalg.norm(b, axis=1, keepdims=True)).T
 
 
 def _recall(got: pl.DataFrame, truth: pl.DataFrame) -> float:
@@ -62,8 +58,7 @@ def test_filters_on_dates_and_categories_match_brute_force(big_store: wb.Store) 
     meta, vecs = big_store.fetch(where)
     assert meta.height > 0
     got = big_store.search(q, k=5, where=where)
-    vn = vecs / np.linalg.norm(vecs, axis=1, keepdims=True)
-    d = 1 - (q / np.linalg.norm(q, axis=1, keepdims=True)) @ vn.T
+    d = 1 - cosine(q, vecs)
     for i in range(len(q)):
         best = meta["id"].gather(np.argsort(d[i])[:5]).to_list()
         assert got.filter(pl.col("query") == i)["id"].to_list() == best
@@ -71,10 +66,19 @@ def test_filters_on_dates_and_categories_match_brute_force(big_store: wb.Store) 
     assert empty.height == 0 and "id" in empty.columns
 
 
-def test_rescore_restores_recall_on_i8(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def rescore_data() -> tuple[np.ndarray, np.ndarray]:
+    """20k x 128 clustered vectors and 300 queries where quantized recall is visibly capped."""
     x, _ = wb.datasets.clustered_vectors(20_000, 128, n_clusters=200, spread=1.0,
                                          intrinsic_dim=64)
     q, _ = wb.datasets.clustered_vectors(300, 128, n_clusters=200, spread=1.0, intrinsic_dim=64)
+    return x, q
+
+
+def test_rescore_restores_recall_on_i8(
+    tmp_path: Path, rescore_data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, q = rescore_data
     with wb.Store.create(tmp_path / "s", dim=128, dtype="i8") as s:
         s.add({"id": [str(i) for i in range(len(x))]}, vectors=x, progress=False)
         truth = s.search(q, k=10, exact=True)
@@ -87,10 +91,10 @@ def test_rescore_restores_recall_on_i8(tmp_path: Path) -> None:
         s.search(q, k=10, rescore=-1)
 
 
-def test_b1_index_with_rescoring_reaches_high_recall(tmp_path: Path) -> None:
-    x, _ = wb.datasets.clustered_vectors(20_000, 128, n_clusters=200, spread=1.0,
-                                         intrinsic_dim=64)
-    q, _ = wb.datasets.clustered_vectors(300, 128, n_clusters=200, spread=1.0, intrinsic_dim=64)
+def test_b1_index_with_rescoring_reaches_high_recall(
+    tmp_path: Path, rescore_data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, q = rescore_data
     with wb.Store.create(tmp_path / "s", dim=128, dtype="b1", expansion_search=128) as s:
         s.add({"id": [str(i) for i in range(len(x))], "even": np.arange(len(x)) % 2 == 0},
               vectors=x, progress=False)
@@ -99,7 +103,7 @@ def test_b1_index_with_rescoring_reaches_high_recall(tmp_path: Path) -> None:
         # distances are the full-precision cosine distances of the re-ranked candidates
         np.testing.assert_allclose(
             got.filter(pl.col("query") == 0)["distance"].to_numpy(),
-            1 - _cos(q[:1], s.vectors(got.filter(pl.col("query") == 0)["id"].to_list()))[0],
+            1 - cosine(q[:1], s.vectors(got.filter(pl.col("query") == 0)["id"].to_list()))[0],
             atol=1e-5)
         assert _recall(got, truth) >= 0.9
         assert _recall(s.search(q, k=10, rescore=20), truth) >= _recall(got, truth) - 0.01

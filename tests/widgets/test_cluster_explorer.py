@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import polars as pl
 import pytest
 
@@ -46,7 +44,7 @@ def test_explorer_escapes_and_reports_distortion(clustered: tuple) -> None:
     assert "<script>" not in ex._table.value
 
 
-def test_explorer_needs_a_layout(clustered: tuple, tmp_path: Path) -> None:
+def test_explorer_needs_a_layout(clustered: tuple) -> None:
     store, _ = clustered
     no_map = cluster(store, reducer="pca", layout=None, progress=False)
     with pytest.raises(InvalidInputError, match="layout"):
