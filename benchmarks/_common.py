@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
@@ -130,3 +131,31 @@ def name_list(
         if v not in allowed:
             p.error(f"{flag}: expected some of {', '.join(allowed)}, got {v!r}")
     return items
+
+
+# ---------------------------------------------------------------------------- output
+def cores() -> int:
+    """CPU cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def render(header: Sequence[str], rows: Sequence[Sequence[str]], right: set[int],
+           groups: Sequence[Hashable] | None = None) -> str:
+    """Aligned columns (`right`: right-aligned column numbers); a blank line between groups."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(header)]
+
+    def line(vals: Sequence[str]) -> str:
+        parts = [v.rjust(w) if i in right else v.ljust(w)
+                 for i, (v, w) in enumerate(zip(vals, widths, strict=True))]
+        return "  ".join(parts).rstrip()
+
+    out = [line(header), line(["-" * w for w in widths])]
+    for i, r in enumerate(rows):
+        if groups and i and groups[i] != groups[i - 1]:
+            out.append("")
+        out.append(line(r))
+    return "\n".join(out)
+

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import os
 import sys
 import tempfile
 import time
@@ -41,11 +40,13 @@ import hnswlib
 import numpy as np
 import polars as pl
 from _common import (  # noqa: E402
+    cores,
     exact_knn,
     interleaved,
     log,
     name_list,
     recall_at_k,
+    render,
     resolve_sizes,
     size_arguments,
     wall_timed,
@@ -277,25 +278,6 @@ def fmt_qps(q: float | None) -> str:
 
 def fmt_ratio(r: float | None) -> str:
     return "" if r is None or not np.isfinite(r) else f"{r:.2f}x"
-
-
-def render(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int],
-           groups: list[int] | None = None) -> str:
-    """Aligned columns; a blank line where the group number changes."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(header)]
-
-    def line(vals: tuple[str, ...]) -> str:
-        parts = [v.rjust(w) if i in right else v.ljust(w)
-                 for i, (v, w) in enumerate(zip(vals, widths, strict=True))]
-        return "  ".join(parts).rstrip()
-
-    out = [line(header), line(tuple("-" * w for w in widths))]
-    for i, r in enumerate(rows):
-        if groups and i and groups[i] != groups[i - 1]:
-            out.append("")
-        out.append(line(r))
-    return "\n".join(out)
 
 
 @dataclass
@@ -543,8 +525,8 @@ def goals(results: list[Result], filtered: list[tuple[list[FilterRow], Point]]) 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    threads = cores or 1
+    n_cores = cores()
+    threads = n_cores
     t_start = time.perf_counter()
     datasets = [clustered_data(args.n, args.queries, args.dim, seed=args.seed)]
     if not args.skip_fmnist:
@@ -576,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
     versions = ", ".join(f"{m} {importlib.metadata.version(m)}"
                          for m in ("usearch", "faiss-cpu", "hnswlib", "numpy"))
     print(f"search at equal recall: k={K} M={CONNECTIVITY} expansion_add={EXPANSION_ADD} "
-          f"cores={cores} repeats={args.repeats} ({versions})")
+          f"cores={n_cores} repeats={args.repeats} ({versions})")
     for data in datasets:
         print(f"  {data.name}: {len(data.base):,} x {data.base.shape[1]}, "
               f"{len(data.queries):,} queries; {data.note}")

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
-import os
 import shutil
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import usearch
 from _common import (  # noqa: E402
     Timing,
     best_of,
+    cores,
     exact_knn,
     interleaved,
     log,
@@ -43,6 +43,9 @@ from _common import (  # noqa: E402
     resolve_sizes,
     size_arguments,
     timed,
+)
+from _common import (
+    render as render_table,
 )
 from numpy.typing import NDArray
 from usearch.index import Index
@@ -131,22 +134,7 @@ def render(rows: list[Row]) -> str:
         )
         for r in rows
     ]
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
-    right = {3, 4, 5, 6}
-
-    def line(vals: tuple[str, ...]) -> str:
-        parts = [v.rjust(w) if i in right else v.ljust(w) for i, (v, w) in
-                 enumerate(zip(vals, widths, strict=True))]
-        return "  ".join(parts).rstrip()
-
-    out = [line(header), line(tuple("-" * w for w in widths))]
-    prev: tuple[str, str] | None = None
-    for r, c in zip(rows, cells, strict=True):
-        if prev is not None and (r.dtype, r.section) != prev:
-            out.append("")
-        prev = (r.dtype, r.section)
-        out.append(line(c))
-    return "\n".join(out)
+    return render_table(header, cells, {3, 4, 5, 6}, [(r.dtype, r.section) for r in rows])
 
 
 # ---------------------------------------------------------------------------- benchmark
@@ -399,7 +387,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    n_cores = cores()
     log(f"data: {args.n:,} x {args.dim} + {args.queries:,} queries, {args.clusters} clusters")
     base, queries = make_data(args.n, args.queries, args.dim, clusters=args.clusters,
                               seed=args.seed)
@@ -422,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"store vs raw usearch {usearch.__version__}: n={args.n:,} dim={args.dim} "
         f"queries={args.queries:,} k={K} metric={METRIC} connectivity={CONNECTIVITY} "
-        f"expansion_add={EXPANSION_ADD} ef={args.ef} cores={cores}"
+        f"expansion_add={EXPANSION_ADD} ef={args.ef} cores={n_cores}"
     )
     print(f"data: {args.clusters} gaussian clusters (noise {NOISE}), normalised, seed={args.seed}; "
           f"ingest = best of {args.ingest_repeats} (raw and store alternating); "
