@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -46,19 +47,24 @@ class _Tree:
     min_samples: int
 
 
-def _hdbscan_internals() -> Any:
+class _Internals(NamedTuple):
+    hdbscan: Any
+    label: Callable[..., Any]
+    condense_tree: Callable[..., Any]
+
+
+def _hdbscan_internals() -> _Internals:
     # Private hdbscan functions, imported in one place: re-extracting clusters from a kept tree
-    # has no public API (hdbscan 0.8.44: hdbscan_._tree_to_labels, _hdbscan_linkage.label).
+    # has no public API (hdbscan 0.8.44: _hdbscan_linkage.label, _hdbscan_tree.condense_tree).
     try:
         import hdbscan
         from hdbscan._hdbscan_linkage import label
-        from hdbscan._hdbscan_tree import condense_tree, outlier_scores
-        from hdbscan.hdbscan_ import _tree_to_labels
+        from hdbscan._hdbscan_tree import condense_tree
     except ImportError as exc:
         raise MissingDependencyError(
             f"clustering needs hdbscan>=0.8.39 (pip install hdbscan); import failed: {exc}"
         ) from exc
-    return hdbscan, label, outlier_scores, _tree_to_labels, condense_tree
+    return _Internals(hdbscan, label, condense_tree)
 
 
 def _get_tree(
@@ -66,7 +72,7 @@ def _get_tree(
     known: _Tree | None = None,
 ) -> _Tree:
     """The spanning tree for `min_samples`: the one in hand, from the disk cache, or built."""
-    hdbscan, label, *_ = _hdbscan_internals()
+    hdbscan, label, _ = _hdbscan_internals()
     n = reduced.shape[0]
     min_samples = max(1, min(min_samples, n - 1))
     if known is not None and known.min_samples == min_samples:
@@ -95,7 +101,7 @@ def _extract(
     tree: _Tree, min_cluster_size: int, method: str,
 ) -> tuple[NDArray[np.int32], NDArray[np.float32], NDArray[np.float32], dict[int, float]]:
     """Labels, probabilities, GLOSH outlier scores and persistence from a kept tree."""
-    condense_tree = _hdbscan_internals()[4]
+    condense_tree = _hdbscan_internals().condense_tree
     return _select(condense_tree(tree.slt, min_cluster_size), method)
 
 
@@ -213,7 +219,7 @@ def _auto_grid(
     samples = sorted({max(1, min(n - 1, s)) for s in (5, 10, 25)})
     rows: list[dict[str, Any]] = []
     trees: dict[int, _Tree] = {}
-    condense_tree = _hdbscan_internals()[4]
+    condense_tree = _hdbscan_internals().condense_tree
     for ms in samples:
         trees[ms] = known = _get_tree(reduced, ms, cache=cache, digest=digest, known=known)
         for mcs in sizes:

@@ -120,11 +120,11 @@ def _memberships(result: ClusterResult) -> tuple[NDArray[np.float64], NDArray[np
     from hdbscan.plots import CondensedTree
     from hdbscan.prediction import PredictionData, all_points_membership_vectors
 
-    tree_to_labels = _hdbscan_internals()[3]
-    cp = result.params["clusterer"]
-    base, _, _, condensed, _ = tree_to_labels(
-        None, state.tree.slt, min_cluster_size=cp["min_cluster_size"],
-        cluster_selection_method=cp["cluster_selection_method"])
+    # The condensed tree of the kept spanning tree and the labels _select gave (hdbscan's own,
+    # label for label), without running hdbscan's slower cluster extraction again.
+    condensed = _hdbscan_internals().condense_tree(state.tree.slt,
+                                                   result.params["clusterer"]["min_cluster_size"])
+    base = state.base_labels
     ct = CondensedTree(condensed, base)
     data = PredictionData(result.reduced, ct, state.tree.min_samples, tree_type="kdtree",
                           metric="euclidean")
