@@ -68,6 +68,8 @@ __all__ = [
 
 #: Neighbourhood size of the map-distortion measures (the issue's "10 nearest neighbours").
 MAP_K = 10
+#: Points sampled for trustworthiness (it needs all their pairwise distances).
+MAP_SAMPLE = 2000
 
 
 @runtime_checkable
@@ -287,8 +289,8 @@ def _build(
         silhouette=silhouette(reduced, labels, random_state=state.random_state),
         relative_validity=rv, trustworthiness=mm["trustworthiness"],
         knn_preservation=mm["knn_preservation"],
-        reduction_trustworthiness=mm["reduction_trustworthiness"], k=int(mm["k"]),
-        sample=int(mm["sample"]),
+        reduction_trustworthiness=mm["reduction_trustworthiness"], k=MAP_K,
+        sample=min(n, MAP_SAMPLE),
     )
     return ClusterResult(points=points, clusters=clusters, metrics=metrics, reduced=reduced,
                          params=params, grid=grid, _state=state)
@@ -300,18 +302,18 @@ def _map_metrics(
 ) -> dict[str, float]:
     n = vectors.shape[0]
     nan = float("nan")
-    out = {"trustworthiness": nan, "knn_preservation": nan, "reduction_trustworthiness": nan,
-           "k": float(MAP_K), "sample": float(min(n, 2000))}
+    out = {"trustworthiness": nan, "knn_preservation": nan, "reduction_trustworthiness": nan}
     if n < 2 * MAP_K + 2:
         return out  # too few points for 10-neighbourhoods to mean anything
     if xy is not None:
         out["trustworthiness"] = trustworthiness(vectors, xy, k=MAP_K, metric=metric,
-                                                 random_state=random_state)
+                                                 sample=MAP_SAMPLE, random_state=random_state)
         out["knn_preservation"] = knn_preservation(vectors, xy, k=MAP_K, metric=metric,
                                                    random_state=random_state)
     if reduced is not None:
         out["reduction_trustworthiness"] = trustworthiness(
-            vectors, reduced, k=MAP_K, metric=metric, random_state=random_state)
+            vectors, reduced, k=MAP_K, metric=metric, sample=MAP_SAMPLE,
+            random_state=random_state)
     return out
 
 
@@ -471,7 +473,7 @@ def cluster(
         persistence: dict[int, float] = {}
         if clusterer == "hdbscan":
             mcs = min_cluster_size or _default_min_cluster_size(n)
-            ms = min(min_samples or 5, n - 1)
+            ms = min_samples or 5  # _get_tree clamps it to n - 1
             if auto:
                 mcs, ms, cluster_selection_method, grid, tree = _auto_grid(
                     reduced, base_min_cluster_size=mcs, cache=disk, digest=reduced_digest)

@@ -193,8 +193,8 @@ class ClusterExplorer(widgets.VBox):
         self._metrics.value = (
             "<b>How far to trust the map</b><table>" + cells + "</table>"
             "<div style='font-size:11px;color:#5b6675'>A 2-D map distorts distances: "
-            "trustworthiness and the share of each point's 10 nearest neighbours kept in the "
-            "map say by how much.</div>"
+            f"trustworthiness and the share of each point's {m.k} nearest neighbours kept in "
+            "the map say by how much.</div>"
         )
         body = "".join(
             f"<tr><td>{c}</td><td>{esc(name)}</td><td>{size}</td>"
