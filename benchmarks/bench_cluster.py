@@ -13,9 +13,11 @@ its noise points the nearest cluster; ``ours: UMAP + k-means`` is the same pipel
 (true k) as the swappable clusterer on the cached reduction; ``ours auto`` re-clusters the same
 reduction with ``auto=True`` (HDBSCAN settings picked by relative validity); ``k-means`` gets
 the true number of classes; ``HDBSCAN PCA-50`` runs hdbscan on 50 principal components with our
-min_cluster_size / min_samples; ``fast_hdbscan`` (if importable) clusters our cached reduction
-with the same settings. Ratios are *method / k-means*: for ARI and NMI above 1 is better, for
-time below 1 is faster.
+min_cluster_size / min_samples; ``umap-learn docs recipe`` is the umap-learn documentation's
+MNIST recipe verbatim (2-D UMAP, n_neighbors=30, min_dist=0; HDBSCAN min_samples=10,
+min_cluster_size=500: ARI 0.92 there on all 70,000 digits); ``fast_hdbscan`` (if importable)
+clusters our cached reduction with the same settings. Ratios are *method / k-means*: for ARI
+and NMI above 1 is better, for time below 1 is faster.
 
 Scale: re-clustering 100k x 5-d points (gaussian blobs standing in for a UMAP reduction) from
 the kept spanning tree, against a cold hdbscan (and fast_hdbscan) run.
@@ -135,6 +137,23 @@ def _row(ds: str, method: str, y: NDArray[Any], labels: NDArray[Any], seconds: f
                noise_fraction(labels), int(np.unique(labels[labels >= 0]).size), seconds)
 
 
+def _docs_recipe(d: Dataset) -> NDArray[np.int64]:
+    """umap-learn's "Using UMAP for Clustering" recipe, verbatim, on this dataset.
+
+    The docs report ARI 0.92 on all 70,000 MNIST digits with it; the row shows what the same
+    settings give on this (smaller) dataset, next to our defaults.
+    """
+    import hdbscan
+    import umap
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # umap: "n_jobs overridden by setting random_state"
+        reduced = umap.UMAP(n_neighbors=30, min_dist=0.0, n_components=2, random_state=42,
+                            metric="cosine" if d.metric == "cos" else "euclidean",
+                            ).fit_transform(d.vectors)
+    return hdbscan.HDBSCAN(min_samples=10, min_cluster_size=500).fit_predict(reduced)
+
+
 def run_dataset(
     d: Dataset, fast: Any | None, cache: Path,
 ) -> tuple[list[Row], list[dict[str, Any]], dict]:
@@ -202,6 +221,9 @@ def run_dataset(
     ref = hdbscan.HDBSCAN(min_cluster_size=cp["min_cluster_size"],
                           min_samples=cp["min_samples"]).fit_predict(res.reduced)
     rows.append(_row(d.name, "hdbscan on our reduction", d.labels, ref,
+                     time.perf_counter() - t0))
+    t0 = time.perf_counter()
+    rows.append(_row(d.name, "umap-learn docs recipe", d.labels, _docs_recipe(d),
                      time.perf_counter() - t0))
     if fast is not None:
         t0 = time.perf_counter()

@@ -36,6 +36,32 @@ def test_explorer_selection_and_recluster_through_traits(clustered: tuple) -> No
     assert ex.scatter.color()["by"] == "label"
 
 
+def test_explorer_selection_method_and_auto(clustered: tuple) -> None:
+    store, result = clustered
+    ex = wb.widgets.ClusterExplorer(result, store=store)
+    assert ex.selection_method == result.params["clusterer"]["cluster_selection_method"]
+    ex.selection_method = "leaf"
+    ex.min_cluster_size = 15
+    new = ex.recluster()
+    want = recluster(result, min_cluster_size=15, min_samples=ex.min_samples,
+                     cluster_selection_method="leaf")
+    assert new is not None and (new.labels == want.labels).all()
+    assert new.params["clusterer"]["cluster_selection_method"] == "leaf"
+
+    auto = ex.recluster(auto=True)
+    want = recluster(result, min_cluster_size=15, auto=True)  # the grid around the slider
+    assert auto is not None and (auto.labels == want.labels).all()
+    chosen = want.grid.filter(pl.col("chosen")).row(0, named=True)
+    # the controls now show the picked settings, so a plain re-cluster reproduces them
+    assert (ex.min_cluster_size, ex.min_samples, ex.selection_method) == (
+        chosen["min_cluster_size"], chosen["min_samples"], chosen["cluster_selection_method"])
+    assert (ex._mcs.value, ex._ms.value, ex._method.value) == (
+        ex.min_cluster_size, ex.min_samples, ex.selection_method)
+    assert "auto picked" in ex.status
+    again = ex.recluster()
+    assert again is not None and (again.labels == auto.labels).all()
+
+
 def test_explorer_escapes_and_reports_distortion(clustered: tuple) -> None:
     store, result = clustered
     ex = wb.widgets.ClusterExplorer(result, store=store)

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 import traitlets
 
-from ..analysis.cluster import ClusterResult, recluster
+from ..analysis.cluster import SELECTION_METHODS, ClusterResult, recluster
 from ..errors import InvalidInputError, WorkbenchError
 from ._common import error_html, esc
 
@@ -35,9 +35,12 @@ class ClusterExplorer(widgets.VBox):
     The map is a jupyter-scatter WebGL scatter (smooth at 100k+ points; lasso with shift-drag,
     click to pick), coloured by cluster or any metadata column; hovering shows the text as
     text. Beside it: the map's distortion (trustworthiness, kNN preservation) and quality
-    measures, sliders for HDBSCAN's ``min_cluster_size`` / ``min_samples`` with a button that
-    re-clusters from the cached reduction (one :func:`recluster` call), and the cluster table
-    with sizes and keywords.
+    measures, sliders for HDBSCAN's ``min_cluster_size`` / ``min_samples`` and its selection
+    method with a button that re-clusters from the cached reduction (one :func:`recluster`
+    call), an "Auto" button that picks the settings by relative validity from a small grid
+    around the slider's ``min_cluster_size`` (``recluster(auto=True)``; the controls then show
+    the choice), and the cluster table with
+    sizes and keywords.
 
     Parameters
     ----------
@@ -61,6 +64,7 @@ class ClusterExplorer(widgets.VBox):
     color_by = traitlets.Unicode("cluster")
     min_cluster_size = traitlets.Int(10)
     min_samples = traitlets.Int(5)
+    selection_method = traitlets.Unicode("eom")
     status = traitlets.Unicode("")
 
     def __init__(self, result: ClusterResult, *, store: Store | None = None,
@@ -85,6 +89,7 @@ class ClusterExplorer(widgets.VBox):
         params = result.params.get("clusterer") or {}
         self.min_cluster_size = int(params.get("min_cluster_size", 10) or 10)
         self.min_samples = int(params.get("min_samples", 5) or 5)
+        self.selection_method = str(params.get("cluster_selection_method") or "eom")
         colourable = ["cluster"] + [
             c for c, t in self._frame.schema.items()
             if c not in ("key", "id", "x", "y", "cluster", "name", "probability", "outlier_score",
@@ -106,16 +111,25 @@ class ClusterExplorer(widgets.VBox):
                                      continuous_update=False)
         traitlets.link((self._mcs, "value"), (self, "min_cluster_size"))
         traitlets.link((self._ms, "value"), (self, "min_samples"))
+        self._method = widgets.Dropdown(options=list(SELECTION_METHODS),
+                                        value=self.selection_method,
+                                        description="selection")
+        traitlets.link((self._method, "value"), (self, "selection_method"))
         self._button = widgets.Button(description="Re-cluster", button_style="primary")
         self._button.on_click(lambda _: self.recluster())
+        self._auto = widgets.Button(description="Auto (grid)",
+                                    tooltip="pick the settings by relative validity from a grid "
+                                            "around min_cluster_size")
+        self._auto.on_click(lambda _: self.recluster(auto=True))
         self._metrics = widgets.HTML()
         self._metrics.add_class("wb-cluster-metrics")
         self._table = widgets.HTML()
         self._table.add_class("wb-cluster-table")
         self._status = widgets.HTML()
         self._render_side()
-        side = widgets.VBox([self._metrics, self._color, self._mcs, self._ms, self._button,
-                             self._status], layout=widgets.Layout(width="34%"))
+        side = widgets.VBox([self._metrics, self._color, self._mcs, self._ms, self._method,
+                             widgets.HBox([self._button, self._auto]), self._status],
+                            layout=widgets.Layout(width="34%"))
         map_box = widgets.Box([self.scatter.show()], layout=widgets.Layout(width="66%"))
         map_box.add_class("wb-cluster-map")
         super().__init__([widgets.HBox([map_box, side]), self._table])
@@ -153,11 +167,20 @@ class ClusterExplorer(widgets.VBox):
         ).get_column("_i").to_numpy()
         self.scatter.selection(pos.astype(int).tolist())
 
-    def recluster(self) -> ClusterResult | None:
-        """Re-run HDBSCAN with the slider values: one :func:`recluster` call."""
+    def recluster(self, *, auto: bool = False) -> ClusterResult | None:
+        """Re-run HDBSCAN from the cache: one :func:`recluster` call.
+
+        With the slider and selection values, or, with `auto`, with the settings picked by
+        relative validity from a small grid around the slider's ``min_cluster_size`` (the
+        controls are then set to the choice).
+        """
         try:
-            new = recluster(self.result, min_cluster_size=self.min_cluster_size,
-                            min_samples=self.min_samples)
+            if auto:  # the grid is centred on the slider's min_cluster_size
+                new = recluster(self.result, min_cluster_size=self.min_cluster_size, auto=True)
+            else:
+                new = recluster(self.result, min_cluster_size=self.min_cluster_size,
+                                min_samples=self.min_samples,
+                                cluster_selection_method=self.selection_method)
         except WorkbenchError as exc:
             self.status = f"Error: {exc}"
             self._status.value = error_html(self.status)
@@ -170,6 +193,14 @@ class ClusterExplorer(widgets.VBox):
         self._render_side()
         secs = new.params["seconds"]["recluster"]
         self.status = f"{new.clusters.height} clusters ({secs:.2f} s)"
+        if auto and new.grid is not None:
+            chosen = new.params["clusterer"]
+            self.min_cluster_size = int(chosen["min_cluster_size"])
+            self.min_samples = int(chosen["min_samples"])
+            self.selection_method = str(chosen["cluster_selection_method"])
+            self.status += (f"; auto picked min_cluster_size={self.min_cluster_size}, "
+                            f"min_samples={self.min_samples}, {self.selection_method} "
+                            f"from {new.grid.height} settings by relative validity")
         self._status.value = esc(self.status)
         return new
 
