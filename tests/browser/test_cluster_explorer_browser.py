@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -31,6 +32,25 @@ def _selected(page: Any) -> int:
     return int(re.search(r"selected (\d+)", out).group(1))
 
 
+# jupyter-scatter's tooltip: a div inside the map whose inline opacity turns 1 on hover.
+_TOOLTIP_JS = """() => [...document.querySelectorAll('.wb-cluster-map div')]
+  .filter(d => d.style.opacity === '1' && d.innerText.includes('digit'))
+  .map(d => d.innerText).join('\\n')"""
+
+
+def _hover_text(page: Any, box: dict[str, float]) -> str:
+    """Move over the map until a point's tooltip shows; returns the tooltip's text."""
+    for fy in (0.5, 0.55, 0.8, 0.3, 0.7):
+        for fx in (0.5, 0.55, 0.6, 0.4, 0.3, 0.7):
+            page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy,
+                            steps=5)
+            page.wait_for_timeout(700)
+            text = page.evaluate(_TOOLTIP_JS)
+            if text:
+                return text
+    raise AssertionError("no tooltip with the row's text appeared while hovering the map")
+
+
 def test_cluster_map_renders_and_lasso_selection_reaches_kernel(lab: Lab, page: Any) -> None:
     write_notebook(lab.root / "cluster_explorer.ipynb", CELLS)
     page.goto(lab.notebook_url("cluster_explorer.ipynb"))
@@ -43,23 +63,35 @@ def test_cluster_map_renders_and_lasso_selection_reaches_kernel(lab: Lab, page: 
     assert box is not None and box["width"] > 100 and box["height"] > 100
     assert "trustworthiness" in page.locator(".wb-cluster-metrics").inner_text()
     assert page.locator(".wb-cluster-table tr").count() > 2
-    # lasso: shift + drag a loop around the middle of the map
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    rx, ry = box["width"] * 0.35, box["height"] * 0.35
-    page.keyboard.down("Shift")
-    page.mouse.move(cx - rx, cy - ry)
+    # lasso: the toolbar's lasso mode, then drag a loop over the lower part of the map (the
+    # legend overlays the top left). It ends away from its start: a mouse-up where the
+    # mouse went down is also a click, which would replace the selection with one point.
+    page.locator(".wb-cluster-map button[title='Activate lasso selection']").click()
+    x0, x1 = box["x"] + box["width"] * 0.15, box["x"] + box["width"] * 0.85
+    y0, y1 = box["y"] + box["height"] * 0.5, box["y"] + box["height"] * 0.9
+    loop = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, (y0 + y1) / 2)]
+    page.mouse.move(*loop[0])
     page.mouse.down()
-    for px, py in [(cx + rx, cy - ry), (cx + rx, cy + ry), (cx - rx, cy + ry), (cx - rx, cy - ry)]:
-        page.mouse.move(px, py, steps=12)
+    for (ax, ay), (bx, by) in itertools.pairwise(loop):
+        for t in range(1, 16):  # paced: the lasso samples the pointer every few ms
+            page.mouse.move(ax + (bx - ax) * t / 15, ay + (by - ay) * t / 15)
+            page.wait_for_timeout(20)
     page.mouse.up()
-    page.keyboard.up("Shift")
     page.wait_for_timeout(1500)
-    # re-run the last cell: the kernel reports what the browser selected
-    page.locator(".jp-Cell").last.click()
-    page.keyboard.press("Shift+Enter")
+    # re-run the selection cell in place: the kernel reports what the browser selected
+    cell = page.locator(".jp-Cell").nth(len(CELLS) - 1)
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Control+Enter")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.jp-OutputArea-output')]"
         ".some(e => /selected [1-9]/.test(e.innerText))", timeout=30_000)
-    assert _selected(page) > 0
+    assert _selected(page) > 50  # a lasso over a third of the map, not a single click
+    # hover: the tooltip shows the row's text as text (the <img onerror> stays inert)
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box is not None
+    tip = _hover_text(page, box)
+    assert '<img src=x onerror="document.title=1"> digit' in tip
+    assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
     assert page.title() != "1"
     screenshot(page, "cluster_explorer.png")

@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from ..store import Store
 
 
+_TABLE_CSS = (".wb-table td,.wb-table th{padding:2px 10px;text-align:left;"
+              "border-bottom:1px solid #e3e7ed;font-size:12px}")
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     # jupyter-scatter 1.0 calls a pandas API that pandas 3.1 deprecates; nothing to act on.
@@ -130,7 +134,9 @@ class ClusterExplorer(widgets.VBox):
         side = widgets.VBox([self._metrics, self._color, self._mcs, self._ms, self._method,
                              widgets.HBox([self._button, self._auto]), self._status],
                             layout=widgets.Layout(width="34%"))
-        map_box = widgets.Box([self.scatter.show()], layout=widgets.Layout(width="66%"))
+        view = self.scatter.show()
+        view.layout.width = "100%"  # fill the map's column (a flex child shrinks to content)
+        map_box = widgets.Box([view], layout=widgets.Layout(width="66%"))
         map_box.add_class("wb-cluster-map")
         super().__init__([widgets.HBox([map_box, side]), self._table])
         self.add_class("wb-cluster-explorer")
@@ -222,7 +228,8 @@ class ClusterExplorer(widgets.VBox):
             for k, v in rows.items()
         )
         self._metrics.value = (
-            "<b>How far to trust the map</b><table>" + cells + "</table>"
+            f"<style>{_TABLE_CSS}</style><b>How far to trust the map</b>"
+            "<table class='wb-table'>" + cells + "</table>"
             "<div style='font-size:11px;color:#5b6675'>A 2-D map distorts distances: "
             f"trustworthiness and the share of each point's {m.k} nearest neighbours kept in "
             "the map say by how much.</div>"
@@ -234,8 +241,7 @@ class ClusterExplorer(widgets.VBox):
                 "cluster", "name", "size", "keywords").iter_rows()
         )
         self._table.value = (
-            "<style>.wb-table td,.wb-table th{padding:2px 10px;text-align:left;"
-            "border-bottom:1px solid #e3e7ed;font-size:12px}</style>"
-            "<table class='wb-table'><thead><tr><th>cluster</th><th>name</th><th>size</th>"
-            f"<th>keywords</th></tr></thead><tbody>{body}</tbody></table>"
+            f"<style>{_TABLE_CSS}</style><table class='wb-table'><thead><tr><th>cluster</th>"
+            f"<th>name</th><th>size</th><th>keywords</th></tr></thead><tbody>{body}</tbody>"
+            "</table>"
         )
