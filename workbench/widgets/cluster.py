@@ -36,15 +36,15 @@ def _quiet() -> Iterator[None]:
 class ClusterExplorer(widgets.VBox):
     """An interactive map of a :class:`~workbench.analysis.ClusterResult`.
 
-    The map is a jupyter-scatter WebGL scatter (smooth at 100k+ points; lasso with shift-drag,
-    click to pick), coloured by cluster or any metadata column; hovering shows the text as
-    text. Beside it: the map's distortion (trustworthiness, kNN preservation) and quality
-    measures, sliders for HDBSCAN's ``min_cluster_size`` / ``min_samples`` and its selection
-    method with a button that re-clusters from the cached reduction (one :func:`recluster`
-    call), an "Auto" button that picks the settings by relative validity from a small grid
-    around the slider's ``min_cluster_size`` (``recluster(auto=True)``; the controls then show
-    the choice), and the cluster table with
-    sizes and keywords.
+    The map is a jupyter-scatter WebGL scatter (smooth at 100k+ points; lasso with the
+    toolbar's lasso mode or shift-drag, click to pick), coloured by cluster or any metadata
+    column; hovering shows the text as text. Beside it: the map's distortion
+    (trustworthiness, kNN preservation) and quality measures, sliders for HDBSCAN's
+    ``min_cluster_size`` / ``min_samples`` and its selection method with a button that
+    re-clusters from the cached reduction (one :func:`recluster` call), an "Auto" button that
+    picks the settings by relative validity from a small grid around the slider's
+    ``min_cluster_size`` (``recluster(auto=True)``; the controls then show the choice), and
+    the cluster table with sizes and keywords.
 
     Parameters
     ----------
