@@ -37,7 +37,7 @@ class ClusterExplorer(widgets.VBox):
     """An interactive map of a :class:`~workbench.analysis.ClusterResult`.
 
     The map is a jupyter-scatter WebGL scatter (smooth at 100k+ points; lasso with the
-    toolbar's lasso mode or shift-drag, click to pick), coloured by cluster or any metadata
+    toolbar's lasso mode, click to pick), coloured by cluster or any metadata
     column; hovering shows the text as text. Beside it: the map's distortion
     (trustworthiness, kNN preservation) and quality measures, sliders for HDBSCAN's
     ``min_cluster_size`` / ``min_samples`` and its selection method with a button that
