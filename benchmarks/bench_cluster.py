@@ -48,6 +48,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 import workbench.analysis as wa
+from workbench._validation import SKLEARN_METRIC
 from workbench.analysis.cluster_metrics import noise_fraction
 from workbench.evaldata import EvalDataMissingError, shared_data_path
 from workbench.store.segment import unit
@@ -149,8 +150,7 @@ def _docs_recipe(d: Dataset) -> NDArray[np.int64]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # umap: "n_jobs overridden by setting random_state"
         reduced = umap.UMAP(n_neighbors=30, min_dist=0.0, n_components=2, random_state=42,
-                            metric="cosine" if d.metric == "cos" else "euclidean",
-                            ).fit_transform(d.vectors)
+                            metric=SKLEARN_METRIC[d.metric]).fit_transform(d.vectors)
     return hdbscan.HDBSCAN(min_samples=10, min_cluster_size=500).fit_predict(reduced)
 
 

@@ -180,13 +180,11 @@ class ClusterExplorer(widgets.VBox):
         relative validity from a small grid around the slider's ``min_cluster_size`` (the
         controls are then set to the choice).
         """
+        # auto: the grid is centred on the slider's min_cluster_size and picks the rest
+        rest = {"auto": True} if auto else {"min_samples": self.min_samples,
+                                            "cluster_selection_method": self.selection_method}
         try:
-            if auto:  # the grid is centred on the slider's min_cluster_size
-                new = recluster(self.result, min_cluster_size=self.min_cluster_size, auto=True)
-            else:
-                new = recluster(self.result, min_cluster_size=self.min_cluster_size,
-                                min_samples=self.min_samples,
-                                cluster_selection_method=self.selection_method)
+            new = recluster(self.result, min_cluster_size=self.min_cluster_size, **rest)
         except WorkbenchError as exc:
             self.status = f"Error: {exc}"
             self._status.value = error_html(self.status)
@@ -199,7 +197,7 @@ class ClusterExplorer(widgets.VBox):
         self._render_side()
         secs = new.params["seconds"]["recluster"]
         self.status = f"{new.clusters.height} clusters ({secs:.2f} s)"
-        if auto and new.grid is not None:
+        if auto:
             chosen = new.params["clusterer"]
             self.min_cluster_size = int(chosen["min_cluster_size"])
             self.min_samples = int(chosen["min_samples"])
