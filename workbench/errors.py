@@ -20,6 +20,7 @@ __all__ = [
     "NotAStoreError",
     "ReadOnlyStoreError",
     "StoreLockedError",
+    "StoreWriteError",
     "UnknownIdError",
     "WorkbenchError",
 ]
@@ -87,6 +88,34 @@ class CorruptStoreError(WorkbenchError):
     def __init__(self, message: str, *, path: str | Path | None = None) -> None:
         super().__init__(message)
         self.path = Path(path) if path is not None else None
+
+
+class StoreWriteError(WorkbenchError, OSError):
+    """Writing a store file failed (disk full, I/O error, file too large, permissions).
+
+    The store is left as it was before the call, unless :attr:`committed` is true: then the
+    new generation was already published (its manifest renamed into place) and only a later
+    step failed, such as the folder's fsync that makes the rename durable.
+
+    Attributes
+    ----------
+    path : pathlib.Path or None
+        The file being written.
+    committed : bool
+        Whether the commit took effect despite the error.
+    """
+
+    def __init__(
+        self, message: str, *, path: str | Path | None = None, committed: bool = False,
+        errno: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
+        self.committed = committed
+        self.errno = errno
+
+    def __str__(self) -> str:  # OSError would format errno and filename its own way
+        return str(self.args[0]) if self.args else ""
 
 
 class MissingDependencyError(WorkbenchError, ImportError):

@@ -16,11 +16,13 @@ from .._validation import (
     check_vectors,
     filter_frame,
 )
-from ..errors import EmptyInputError, InvalidInputError, UnknownIdError
+from ..errors import CorruptStoreError, EmptyInputError, InvalidInputError, UnknownIdError
 from . import _search
+from ._snapshot import HIDDEN
 from .segment import unit
 
 if TYPE_CHECKING:
+    from ._snapshot import Snapshot
     from .store import Store
 
 #: A filtered search scans the allowed rows of a segment exactly when rows x dim is at most
@@ -58,7 +60,7 @@ class ReadMixin:
 
     def scan(self: Store) -> pl.LazyFrame:
         """All live rows' metadata (``key: u64, id: str``, user columns), ordered by key."""
-        return self._live.drop("_seg", "_row").lazy()
+        return self._snap().live.drop(*HIDDEN).lazy()
 
     def vectors(self: Store, ids: Any) -> NDArray[np.float32]:
         """Full-precision vectors of `ids`, in the order given.
@@ -69,8 +71,8 @@ class ReadMixin:
             Some ids are not in the store.
         """
         wanted = check_ids(ids, name="ids")
-        rows = self._rows_of(wanted)
-        return self._gather(rows)
+        s = self._snap()
+        return _gather(s, _rows_of(s, wanted))
 
     def fetch(
         self: Store, where: pl.Expr | None = None
@@ -88,26 +90,14 @@ class ReadMixin:
         MissingColumnError
             `where` names a column the store does not have.
         """
-        rows = self._live if where is None else self._filter(where)
-        return rows.drop("_seg", "_row"), self._gather(rows)
+        s = self._snap()
+        rows = s.live if where is None else _filter(s, where)
+        return rows.drop(*HIDDEN), _gather(s, rows)
 
     def get(self: Store, ids: Any) -> pl.DataFrame:
         """Metadata rows of `ids`, in the order given."""
         wanted = check_ids(ids, name="ids")
-        return self._rows_of(wanted).drop("_seg", "_row", "_ord")
-
-    def _rows_of(self: Store, wanted: list[str], *, name: str = "ids") -> pl.DataFrame:
-        """Live rows of the `wanted` ids in their order; :class:`UnknownIdError` names `name`."""
-        order = pl.DataFrame({"id": pl.Series(wanted, dtype=pl.Utf8),
-                              "_ord": np.arange(len(wanted))})
-        rows = order.join(self._live, on="id", how="inner").sort("_ord")
-        if rows.height != len(wanted):
-            missing = sorted(set(wanted) - set(rows.get_column("id").to_list()))
-            raise UnknownIdError(
-                f"{name}: expected ids present in the store, {len(missing)} are not: "
-                + ", ".join(repr(m) for m in missing[:5])
-            )
-        return rows
+        return _rows_of(self._snap(), wanted).drop(*HIDDEN)
 
     def query_vectors(self: Store, query: Any) -> NDArray[np.float32]:
         """Queries as float32 vectors (n, dim): texts embedded with the store's embedder.
@@ -133,9 +123,6 @@ class ReadMixin:
         if isinstance(query, list | tuple) and not query:
             raise EmptyInputError("query: expected a string, a list of strings or vectors, got []")
         return check_vectors(query, dim=self.dim, name="query")
-
-    def _filter(self: Store, where: Any) -> pl.DataFrame:
-        return filter_frame(self._live, where, what="store", hidden=("_seg", "_row"))
 
     def search(
         self: Store,
@@ -178,34 +165,36 @@ class ReadMixin:
         k = check_positive_int(k, name="k")
         factor = _rescore_factor(rescore, self.dtype)
         q = self.query_vectors(query)
+        s = self._snap()  # one generation for the whole search, whatever commits meanwhile
         nq = q.shape[0]
         metric = self.metric
-        entries = self._manifest.segments
+        entries = s.manifest.segments
+        thr = s.manifest.index_params["exact_threshold"]
+        n_live = s.live.height
         parts: list[tuple[NDArray[np.uint64], NDArray[np.float32]]] = []
         if where is None:
-            if k > len(self):
+            if k > n_live:
                 raise InvalidInputError(
-                    f"k: expected at most {len(self)} (the rows in the store), got {k}"
+                    f"k: expected at most {n_live} (the rows in the store), got {k}"
                 )
-            small = len(self) <= self._manifest.index_params["exact_threshold"]
+            small = n_live <= thr
             for entry in entries:
-                seg = self._segs[entry.id]
-                if exact or small or entry.live <= self._manifest.index_params["exact_threshold"]:
+                seg = s.segs[entry.id]
+                if exact or small or entry.live <= thr:
                     parts.append(_search.segment_exact(seg, q, k, metric=metric))
                 else:
                     parts.append(_search.segment_ann(seg, q, k, metric=metric,
                                                      rescore_factor=factor))
         else:
-            allowed = self._filter(where)
+            allowed = _filter(s, where)
             if allowed.height == 0:
-                return self._result_frame(np.zeros((nq, 0), np.uint64),
-                                          np.zeros((nq, 0), np.float32))
+                return _result_frame(s, np.zeros((nq, 0), np.uint64),
+                                     np.zeros((nq, 0), np.float32))
             allowed_keys = np.sort(allowed.get_column("key").to_numpy())
             counts = allowed.group_by("_seg").len()
             for seg_ord, n_allowed in counts.iter_rows():
                 entry = entries[int(seg_ord)]
-                seg = self._segs[entry.id]
-                thr = self._manifest.index_params["exact_threshold"]
+                seg = s.segs[entry.id]
                 if exact or n_allowed <= thr or n_allowed * self.dim <= FILTER_EXACT_CELLS:
                     rows = allowed.filter(pl.col("_seg") == seg_ord).get_column("_row")
                     parts.append(_search.segment_exact(
@@ -217,7 +206,7 @@ class ReadMixin:
                         rescore_factor=factor,
                     ))
         keys, dist = parts[0] if len(parts) == 1 else _search.merge_topk(parts, k, nq)
-        return self._result_frame(keys, dist)
+        return _result_frame(s, keys, dist)
 
     def recommend(
         self: Store,
@@ -269,8 +258,9 @@ class ReadMixin:
             raise InvalidInputError(
                 f"negative: ids cannot be both positive and negative: {both[:5]}"
             )
-        p_vec = self._gather(self._rows_of(pos, name="positive"))
-        n_vec = (self._gather(self._rows_of(neg, name="negative")) if neg
+        s = self._snap()
+        p_vec = _gather(s, _rows_of(s, pos, name="positive"))
+        n_vec = (_gather(s, _rows_of(s, neg, name="negative")) if neg
                  else np.zeros((0, self.dim), np.float32))
         if self.metric == "cos":
             p_vec = unit(p_vec)
@@ -287,20 +277,60 @@ class ReadMixin:
         cond = exclude if where is None else (where & exclude)
         return self.search(profile.astype(np.float32), k=k, where=cond, rescore=rescore)
 
-    def _result_frame(
-        self: Store, keys: NDArray[np.uint64], dist: NDArray[np.float32]
-    ) -> pl.DataFrame:
-        nq = keys.shape[0]
-        valid = np.isfinite(dist)
-        qrow = np.broadcast_to(np.arange(nq, dtype=np.uint32)[:, None], keys.shape)[valid]
-        flat_keys = keys[valid]
-        pos = np.searchsorted(self._live_keys, flat_keys)
-        meta = self._live[pos] if len(pos) else self._live.head(0)
-        head = pl.DataFrame(
-            {
-                "query": pl.Series(qrow, dtype=pl.UInt32),
-                "id": meta.get_column("id"),
-                "distance": pl.Series(dist[valid], dtype=pl.Float32),
-            }
+
+def _rows_of(s: Snapshot, wanted: list[str], *, name: str = "ids") -> pl.DataFrame:
+    """Live rows of the `wanted` ids in their order; :class:`UnknownIdError` names `name`."""
+    order = pl.DataFrame({"id": pl.Series(wanted, dtype=pl.Utf8),
+                          "_ord": np.arange(len(wanted))})
+    rows = order.join(s.live, on="id", how="inner").sort("_ord").drop("_ord")
+    if rows.height != len(wanted):
+        missing = sorted(set(wanted) - set(rows.get_column("id").to_list()))
+        raise UnknownIdError(
+            f"{name}: expected ids present in the store, {len(missing)} are not: "
+            + ", ".join(repr(m) for m in missing[:5])
         )
-        return pl.concat([head, meta.drop("id", "_seg", "_row")], how="horizontal")
+    return rows
+
+
+def _filter(s: Snapshot, where: Any) -> pl.DataFrame:
+    return filter_frame(s.live, where, what="store", hidden=HIDDEN)
+
+
+def _gather(s: Snapshot, rows: pl.DataFrame) -> NDArray[np.float32]:
+    """Full-precision vectors of `rows` (a frame with _seg and _row), in row order."""
+    out = np.empty((rows.height, s.manifest.dim), dtype=np.float32)
+    seg_ord = rows.get_column("_seg").to_numpy()
+    row_ix = rows.get_column("_row").to_numpy().astype(np.int64)
+    for o in np.unique(seg_ord):
+        mask = seg_ord == o
+        out[mask] = s.seg(int(o)).vectors[row_ix[mask]]
+    return out
+
+
+def _result_frame(
+    s: Snapshot, keys: NDArray[np.uint64], dist: NDArray[np.float32]
+) -> pl.DataFrame:
+    nq = keys.shape[0]
+    valid = np.isfinite(dist)
+    qrow = np.broadcast_to(np.arange(nq, dtype=np.uint32)[:, None], keys.shape)[valid]
+    flat_keys = keys[valid]
+    pos = np.searchsorted(s.live_keys, flat_keys)
+    found = pos < s.live_keys.size
+    found[found] = s.live_keys[pos[found]] == flat_keys[found]
+    if not found.all():
+        # Only a damaged index (opened with verify=False) can return a key the store does
+        # not hold; never answer with another row's metadata.
+        raise CorruptStoreError(
+            f"search: an index of generation {s.manifest.generation} returned key "
+            f"{int(flat_keys[~found][0])}, which the store does not hold: an index file is "
+            "damaged; open the store with verify=True to find which"
+        )
+    meta = s.live[pos] if len(pos) else s.live.head(0)
+    head = pl.DataFrame(
+        {
+            "query": pl.Series(qrow, dtype=pl.UInt32),
+            "id": meta.get_column("id"),
+            "distance": pl.Series(dist[valid], dtype=pl.Float32),
+        }
+    )
+    return pl.concat([head, meta.drop("id", *HIDDEN)], how="horizontal")

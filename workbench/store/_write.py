@@ -23,17 +23,22 @@ from ..errors import (
     InvalidInputError,
     ModelMismatchError,
 )
+from ._read import _gather, _rows_of
+from ._schema import check_storable, evolve
+from ._snapshot import HIDDEN
 from .manifest import SEGMENTS_DIR
 from .segment import write_meta, write_segment
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from ._snapshot import Snapshot
     from .manifest import SegmentEntry
     from .segment import LoadedSegment
     from .store import Store
 
-RESERVED = ("key", "query", "distance", "_seg", "_row")
+#: Column names the store uses itself (metadata, search results, internal row bookkeeping).
+RESERVED = ("key", "query", "distance", "_seg", "_row", "_ord")
 
 
 def _fingerprint_of(model: Any) -> Fingerprint | None:
@@ -162,35 +167,37 @@ class WriteMixin:
         """
         self._check_writable()
         df = check_frame(data)
+        check_storable(df)
         ids = _id_values(df, id)
         if id != "id" and "id" in df.columns:
-            raise InvalidInputError("data: has both an 'id' column and id=" + repr(id))
+            raise InvalidInputError(f"data: has both an 'id' column and id={id!r}; drop one")
         df = df.drop(id).with_columns(pl.Series("id", ids, dtype=pl.Utf8))
         _check_reserved(df)
         if df.width == 1:
             raise InvalidInputError("data: expected columns to set besides the id column")
-        rows = self._rows_of(ids, name="id")
-        # _rows_of keeps the order of `ids`, which is the order of df's rows
-        updates = self._align_schema(
-            df.with_columns(rows.get_column("key"), rows.get_column("_seg"))
-        ).drop("id")
         seg_dir = self.path / SEGMENTS_DIR
-
-        def set_columns(
-            entry: SegmentEntry, seg: LoadedSegment, part: pl.DataFrame
-        ) -> tuple[SegmentEntry, LoadedSegment, Path]:
-            meta = seg.meta
-            new_cols = [c for c in part.columns if c not in meta.columns]
-            if new_cols:
-                meta = meta.with_columns(
-                    pl.lit(None, dtype=part.schema[c]).alias(c) for c in new_cols
-                )
-            meta = meta.update(part, on="key", how="left", include_nulls=True)
-            fe = write_meta(seg_dir, entry.id, meta)
-            new_entry = replace(entry, meta=fe)
-            return new_entry, replace(seg, entry=new_entry, meta=meta), seg_dir / fe.name
-
         with self.transaction():
+            s = self._snap()
+            rows = _rows_of(s, ids, name="id")
+            # _rows_of keeps the order of `ids`, which is the order of df's rows
+            updates = df.with_columns(rows.get_column("key"), rows.get_column("_seg")).drop("id")
+            cols = [c for c in updates.columns if c not in ("key", "_seg")]
+            schema = evolve(s.schema, updates.select(cols), existing=s.live)
+
+            def set_columns(
+                entry: SegmentEntry, seg: LoadedSegment, part: pl.DataFrame
+            ) -> tuple[SegmentEntry, LoadedSegment, Path]:
+                meta = seg.meta.with_columns(
+                    pl.col(c).cast(schema[c]) if c in seg.meta.columns
+                    else pl.lit(None, dtype=schema[c]).alias(c)
+                    for c in cols
+                )
+                part = part.with_columns(pl.col(c).cast(schema[c]) for c in cols)
+                meta = meta.update(part, on="key", how="left", include_nulls=True)
+                fe = write_meta(seg_dir, entry.id, meta)
+                new_entry = replace(entry, meta=fe)
+                return new_entry, replace(seg, entry=new_entry, meta=meta), seg_dir / fe.name
+
             self._stage_per_segment(updates, set_columns)
         return len(ids)
 
@@ -203,8 +210,9 @@ class WriteMixin:
             Some ids are not in the store (nothing is deleted).
         """
         self._check_writable()
-        rows = self._rows_of(check_ids(ids, name="ids"))
+        wanted = check_ids(ids, name="ids")
         with self.transaction():
+            rows = _rows_of(self._snap(), wanted)
             self._stage_tombstones(rows.get_column("key").to_numpy())
         return rows.height
 
@@ -214,25 +222,21 @@ class WriteMixin:
         usearch never frees removed nodes, so compaction is how deletions give back space.
         """
         self._check_writable()
-        segs = self._manifest.segments
-        if len(segs) <= 1 and all(s.deleted == 0 for s in segs):
-            return
         with self.transaction():
-            live = self._live
-            if live.height == 0:
-                self._manifest = replace(self._manifest, segments=())
-                self._rebuild()
+            s = self._snap()
+            segs = s.manifest.segments
+            if len(segs) <= 1 and all(x.deleted == 0 for x in segs):
                 return
-            vecs = self._gather(live)
-            meta = live.drop("_seg", "_row")
-            keys = meta.get_column("key").to_numpy()
+            if s.live.height == 0:
+                self._stage(replace(s.manifest, segments=()), {})
+                return
+            meta = s.live.drop(*HIDDEN)
             entry = write_segment(
-                self.path / SEGMENTS_DIR, keys, vecs, meta, metric=self.metric,
-                dtype=self.dtype, params=self._manifest.index_params, progress=progress,
+                self.path / SEGMENTS_DIR, meta.get_column("key").to_numpy(), _gather(s, s.live),
+                meta, metric=self.metric, dtype=self.dtype, params=s.manifest.index_params,
+                progress=progress,
             )
-            self._manifest = replace(self._manifest, segments=())
-            self._stage_segment(entry)
-            self._rebuild()
+            self._stage_segment(entry, replace_all=True)
 
     # ------------------------------------------------------------------ helpers
     def _write(
@@ -242,43 +246,44 @@ class WriteMixin:
         self._check_writable()
         df = check_frame(data)
         _check_reserved(df)
+        check_storable(df)
         ids: list[str] | None = None
         if id in df.columns or id != "id" or replace_existing:
             ids = _id_values(df, id)  # absent default "id" on add: ids come from the keys
             df = df.drop(id)
+            if "id" in df.columns:
+                raise InvalidInputError(f"data: has both an 'id' column and id={id!r}; drop one")
+        # Embedding (slow) happens before taking the write lock; the checks against the
+        # store's rows happen under it, on the state the write is staged on.
         vecs, df = self._resolve_vectors(df, vectors=vectors, text=text, model=model,
                                          progress=progress)
-        existing = (
-            self._live.filter(pl.col("id").is_in(pl.Series(ids, dtype=pl.Utf8).implode()))
-            if ids is not None else self._live.head(0)
-        )
-        if existing.height and not replace_existing:
-            shown = ", ".join(repr(i) for i in existing.get_column("id").to_list()[:5])
-            raise DuplicateIdError(
-                f"id: expected new ids, {existing.height} already in the store ({shown}); "
-                "use upsert() to replace them"
-            )
-        n = df.height
-        start = self._manifest.next_key
-        keys = np.arange(start, start + n, dtype=np.uint64)
-        if ids is None:
-            ids = [str(k) for k in keys]
-        meta = pl.concat(
-            [pl.DataFrame({"key": keys, "id": pl.Series(ids, dtype=pl.Utf8)}), df],
-            how="horizontal",
-        )
-        meta = self._align_schema(meta)
-
         with self.transaction():
+            s = self._snap()
+            existing = (
+                s.live.filter(pl.col("id").is_in(pl.Series(ids, dtype=pl.Utf8).implode()))
+                if ids is not None else s.live.head(0)
+            )
+            if existing.height and not replace_existing:
+                shown = ", ".join(repr(i) for i in existing.get_column("id").to_list()[:5])
+                raise DuplicateIdError(
+                    f"id: expected new ids, {existing.height} already in the store ({shown}); "
+                    "use upsert() to replace them"
+                )
+            keys = _new_keys(s, df.height, generated=ids is None)
+            if ids is None:
+                ids = [str(k) for k in keys]
+            meta = pl.concat(
+                [pl.DataFrame({"key": keys, "id": pl.Series(ids, dtype=pl.Utf8)}), df],
+                how="horizontal",
+            )
+            evolve(s.schema, meta, existing=s.live)  # refuse a type change before writing
             if existing.height:
                 self._stage_tombstones(existing.get_column("key").to_numpy())
             entry = write_segment(
                 self.path / SEGMENTS_DIR, keys, vecs, meta, metric=self.metric,
-                dtype=self.dtype, params=self._manifest.index_params, progress=progress,
+                dtype=self.dtype, params=s.manifest.index_params, progress=progress,
             )
-            self._manifest = replace(self._manifest, next_key=start + n)
-            self._stage_segment(entry)
-            self._rebuild()
+            self._stage_segment(entry, next_key=int(keys[-1]) + 1)
         return keys
 
     def _resolve_vectors(
@@ -339,34 +344,18 @@ class WriteMixin:
                 )
         return vecs, df
 
-    def _align_schema(self: Store, meta: pl.DataFrame) -> pl.DataFrame:
-        """Cast new columns to the dtypes the store already uses, or fail naming the column."""
-        schema = self._live.schema
-        casts = []
-        for name, dtype in meta.schema.items():
-            have = schema.get(name)
-            if have is None or have == dtype or name in ("key", "id"):
-                continue
-            if dtype == pl.Null:
-                casts.append(pl.col(name).cast(have))
-                continue
-            try:
-                meta.select(pl.col(name).cast(have, strict=True))
-            except Exception as exc:  # polars raises InvalidOperationError and others
-                raise InvalidInputError(
-                    f"data: column {name!r} holds {dtype}, but the store's column is {have}"
-                ) from exc
-            casts.append(pl.col(name).cast(have))
-        return meta.with_columns(casts) if casts else meta
 
-    def _gather(self: Store, rows: pl.DataFrame) -> NDArray[np.float32]:
-        """Full-precision vectors of `rows` (a frame with _seg and _row), in row order."""
-        out = np.empty((rows.height, self.dim), dtype=np.float32)
-        seg_ord = rows.get_column("_seg").to_numpy()
-        row_ix = rows.get_column("_row").to_numpy().astype(np.int64)
-        entries = self._manifest.segments
-        for s in np.unique(seg_ord):
-            mask = seg_ord == s
-            seg = self._segs[entries[int(s)].id]
-            out[mask] = seg.vectors[row_ix[mask]]
-        return out
+def _new_keys(s: Snapshot, n: int, *, generated: bool) -> NDArray[np.uint64]:
+    """`n` fresh keys; for generated ids (``str(key)``) skip keys whose string is a live id."""
+    start = s.manifest.next_key
+    keys = np.arange(start, start + n, dtype=np.uint64)
+    if not generated:
+        return keys
+    ids = s.live.get_column("id")
+    numeric = ids.filter(ids.str.contains(r"^(0|[1-9][0-9]{0,18})$"))
+    taken = numeric.cast(pl.UInt64, strict=False).drop_nulls().to_numpy()
+    taken = taken[taken >= start]
+    if taken.size == 0:
+        return keys
+    cand = np.arange(start, start + n + taken.size, dtype=np.uint64)
+    return cand[~np.isin(cand, taken)][:n]

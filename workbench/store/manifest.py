@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._validation import DTYPES, METRICS
 from ..errors import CorruptStoreError, NotAStoreError
 from ._atomic import crc32_bytes, crc32_file, write_bytes_atomic
 
@@ -20,6 +21,18 @@ FORMAT = "workbench-store"
 FORMAT_VERSION = 1
 MANIFEST_RE = re.compile(r"^manifest-(\d{8})\.json$")
 SEGMENTS_DIR = "segments"
+#: A segment id as the store makes them (:func:`~workbench.store.segment.new_segment_id`).
+SEGMENT_ID_RE = re.compile(r"^seg-[0-9a-f]{16}$")
+#: The name each file of a segment must have: a plain name inside ``segments/``, so a forged
+#: manifest cannot make the store read or write outside its folder ("../x", "/etc/x").
+FILE_RE = {
+    "index": r"\.index\.usearch",
+    "vectors": r"\.vectors\.npy",
+    "meta": r"\.meta(-[0-9a-f]{8})?\.parquet",
+    "tombstones": r"\.tomb-[0-9a-f]{8}\.npy",
+}
+#: Largest dimension a manifest may declare (usearch's own limit is far above any model's).
+MAX_DIM = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -104,8 +117,60 @@ def list_generations(root: Path) -> list[int]:
     return sorted(gens, reverse=True)
 
 
-def _file_entry(d: Any) -> FileEntry:
-    return FileEntry(name=str(d["name"]), size=int(d["size"]), crc32=str(d["crc32"]))
+class _Invalid(ValueError):
+    """A manifest field outside what the store writes."""
+
+
+def _file_entry(d: Any, seg_id: str, role: str) -> FileEntry:
+    entry = FileEntry(name=str(d["name"]), size=int(d["size"]), crc32=str(d["crc32"]))
+    if not re.fullmatch(re.escape(seg_id) + FILE_RE[role], entry.name):
+        raise _Invalid(f"segment {seg_id}: {role} file name {entry.name!r} is not a plain "
+                       f"file of that segment inside {SEGMENTS_DIR}/")
+    if entry.size < 0 or not re.fullmatch(r"[0-9a-f]{8}", entry.crc32):
+        raise _Invalid(f"segment {seg_id}: {role} file {entry.name!r} has an invalid size or "
+                       "checksum")
+    return entry
+
+
+def _segment_entry(s: Any) -> SegmentEntry:
+    seg_id = str(s["id"])
+    if not SEGMENT_ID_RE.fullmatch(seg_id):
+        raise _Invalid(f"segment id {seg_id!r} is not of the form seg-<16 hex digits>")
+    entry = SegmentEntry(
+        id=seg_id,
+        rows=int(s["rows"]),
+        index=_file_entry(s["index"], seg_id, "index"),
+        vectors=_file_entry(s["vectors"], seg_id, "vectors"),
+        meta=_file_entry(s["meta"], seg_id, "meta"),
+        tombstones=(_file_entry(s["tombstones"], seg_id, "tombstones")
+                    if s.get("tombstones") else None),
+        deleted=int(s.get("deleted", 0)),
+    )
+    if entry.rows < 1 or not 0 <= entry.deleted < entry.rows:
+        raise _Invalid(f"segment {seg_id}: expected rows >= 1 and 0 <= deleted < rows, got "
+                       f"rows={entry.rows}, deleted={entry.deleted}")
+    if (entry.tombstones is None) != (entry.deleted == 0):
+        raise _Invalid(f"segment {seg_id}: a tombstone file goes with deleted > 0")
+    return entry
+
+
+def _check_manifest(m: Manifest, expected_generation: int | None) -> None:
+    if expected_generation is not None and m.generation != expected_generation:
+        raise _Invalid(f"generation {m.generation} inside a file named for generation "
+                       f"{expected_generation}")
+    if m.metric not in METRICS or m.dtype not in DTYPES:
+        raise _Invalid(f"metric {m.metric!r} / dtype {m.dtype!r} is not one the store knows")
+    if not 1 <= m.dim <= MAX_DIM or m.next_key < 0 or m.generation < 0:
+        raise _Invalid(f"dim={m.dim}, next_key={m.next_key}, generation={m.generation} "
+                       "out of range")
+    for name in ("connectivity", "expansion_add", "expansion_search", "exact_threshold"):
+        if m.index_params.get(name, 0) < 1:
+            raise _Invalid(f"index_params[{name!r}] missing or not positive")
+    if m.model is not None and not isinstance(m.model, dict):
+        raise _Invalid("model is neither null nor an object")
+    ids = [s.id for s in m.segments]
+    if len(set(ids)) != len(ids):
+        raise _Invalid("a segment is listed twice")
 
 
 def read_manifest(path: Path) -> Manifest:
@@ -133,38 +198,33 @@ def read_manifest(path: Path) -> Manifest:
             f"got {data.get('format')} v{data.get('version')}",
             path=path,
         )
+    named = MANIFEST_RE.match(path.name)
     try:
-        segments = tuple(
-            SegmentEntry(
-                id=str(s["id"]),
-                rows=int(s["rows"]),
-                index=_file_entry(s["index"]),
-                vectors=_file_entry(s["vectors"]),
-                meta=_file_entry(s["meta"]),
-                tombstones=_file_entry(s["tombstones"]) if s.get("tombstones") else None,
-                deleted=int(s.get("deleted", 0)),
-            )
-            for s in data["segments"]
-        )
-        return Manifest(
+        manifest = Manifest(
             generation=int(data["generation"]),
             dim=int(data["dim"]),
             metric=str(data["metric"]),
             dtype=str(data["dtype"]),
             model=data["model"],
-            index_params={k: int(v) for k, v in data["index_params"].items()},
+            index_params={str(k): int(v) for k, v in data["index_params"].items()},
             next_key=int(data["next_key"]),
-            segments=segments,
+            segments=tuple(_segment_entry(s) for s in data["segments"]),
         )
-    except (KeyError, TypeError, ValueError) as exc:
+        _check_manifest(manifest, int(named.group(1)) if named else None)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CorruptStoreError(f"manifest {path}: missing or invalid field ({exc})",
                                 path=path) from exc
+    return manifest
 
 
-def write_manifest(root: Path, manifest: Manifest) -> Path:
-    """Commit `manifest`: the rename of its file is the commit point."""
+def write_manifest(root: Path, manifest: Manifest, *, keep_on_error: bool = True) -> Path:
+    """Commit `manifest`: the rename of its file is the commit point.
+
+    With `keep_on_error` (commits) a failure after the rename leaves the file in place: the
+    caller then knows the commit happened from the file being there.
+    """
     path = manifest_path(root, manifest.generation)
-    write_bytes_atomic(path, manifest.to_bytes())
+    write_bytes_atomic(path, manifest.to_bytes(), keep_on_error=keep_on_error)
     return path
 
 

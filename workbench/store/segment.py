@@ -6,6 +6,7 @@ recorded as a separate tombstone file named by the manifest.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,7 +122,10 @@ def write_segment(
     progress: bool = True,
     index: Index | None = None,
 ) -> SegmentEntry:
-    """Write a new segment durably and return its manifest entry."""
+    """Write a new segment durably and return its manifest entry.
+
+    On any failure (or interrupt) no file of the segment is left behind.
+    """
     seg_id = new_segment_id()
     if index is None:
         index = build_index(keys, vectors, metric=metric, dtype=dtype, params=params,
@@ -131,39 +135,38 @@ def write_segment(
         "vectors": seg_dir / f"{seg_id}.vectors.npy",
         "meta": seg_dir / f"{seg_id}.meta.parquet",
     }
-    written: list[Path] = []
     try:
-        write_atomic(paths["index"], lambda p: index.save(str(p)))
-        written.append(paths["index"])
-        write_npy_atomic(paths["vectors"], vectors)
-        written.append(paths["vectors"])
-        write_atomic(paths["meta"], lambda p: meta.write_parquet(p, statistics=True))
-        written.append(paths["meta"])
+        written = {
+            "index": write_atomic(paths["index"], lambda p: index.save(str(p))),
+            "vectors": write_npy_atomic(paths["vectors"], vectors),
+            "meta": write_atomic(paths["meta"], lambda p: _write_parquet(meta, p)),
+        }
     except BaseException:
-        for p in written:
-            p.unlink(missing_ok=True)
+        for p in paths.values():
+            with contextlib.suppress(OSError):
+                p.unlink(missing_ok=True)
         raise
-    return SegmentEntry(
-        id=seg_id,
-        rows=len(keys),
-        index=FileEntry.of(paths["index"]),
-        vectors=FileEntry.of(paths["vectors"]),
-        meta=FileEntry.of(paths["meta"]),
-    )
+    files = {role: FileEntry(name=paths[role].name, size=size, crc32=crc)
+             for role, (size, crc) in written.items()}
+    return SegmentEntry(id=seg_id, rows=len(keys), **files)
+
+
+def _write_parquet(meta: pl.DataFrame, path: Path) -> None:
+    meta.write_parquet(path, statistics=True)
 
 
 def write_meta(seg_dir: Path, seg_id: str, meta: pl.DataFrame) -> FileEntry:
     """Durably write a new metadata file for an existing segment (metadata-only update)."""
     path = seg_dir / f"{seg_id}.meta-{uuid.uuid4().hex[:8]}.parquet"
-    write_atomic(path, lambda p: meta.write_parquet(p, statistics=True))
-    return FileEntry.of(path)
+    size, crc = write_atomic(path, lambda p: _write_parquet(meta, p))
+    return FileEntry(name=path.name, size=size, crc32=crc)
 
 
 def write_tombstones(seg_dir: Path, seg_id: str, keys: NDArray[np.uint64]) -> FileEntry:
     """Durably write a segment's full, sorted tombstone set to a new file."""
     path = seg_dir / f"{seg_id}.tomb-{uuid.uuid4().hex[:8]}.npy"
-    write_npy_atomic(path, np.sort(keys.astype(np.uint64)))
-    return FileEntry.of(path)
+    size, crc = write_npy_atomic(path, np.sort(keys.astype(np.uint64)))
+    return FileEntry(name=path.name, size=size, crc32=crc)
 
 
 @dataclass
@@ -200,7 +203,12 @@ def load_segment(
     seg_dir: Path, entry: SegmentEntry, *, dim: int, metric: str, dtype: str,
     params: dict[str, int],
 ) -> LoadedSegment:
-    """Open a segment's files; every failure is a :class:`CorruptStoreError` naming the file."""
+    """Open a segment's files; every failure is a :class:`CorruptStoreError` naming the file.
+
+    Cheap structural checks run on every open, with or without ``verify``: shapes and dtypes,
+    the index header (dimension, count, scalar kind) and that the index holds exactly the
+    segment's keys, so a damaged file cannot make search return a key the store lacks.
+    """
     p_index = seg_dir / entry.index.name
     p_vec = seg_dir / entry.vectors.name
     try:
@@ -214,20 +222,55 @@ def load_segment(
             path=p_vec,
         )
     meta = read_meta(seg_dir, entry)
-    index = make_index(dim, metric=metric, dtype=dtype, params=params)
+    index = _view_index(p_index, entry, dim=dim, metric=metric, dtype=dtype, params=params)
+    keys = meta.get_column("key").to_numpy()
     try:
-        index.view(str(p_index))
-    except Exception as exc:  # usearch raises RuntimeError/ValueError
-        raise CorruptStoreError(f"index file {p_index} is unreadable: {exc}", path=p_index) from exc
-    if len(index) != entry.rows:
+        index_keys = np.sort(np.asarray(index.keys, dtype=np.uint64))
+    except Exception as exc:  # usearch raises RuntimeError/ValueError on a damaged file
+        raise CorruptStoreError(f"index file {p_index} is unreadable: {exc}",
+                                path=p_index) from exc
+    if not np.array_equal(index_keys, keys):
         raise CorruptStoreError(
-            f"index file {p_index}: expected {entry.rows} vectors, holds {len(index)}",
+            f"index file {p_index}: its keys differ from the segment's metadata keys",
             path=p_index,
         )
-    index.expansion_search = params["expansion_search"]
     return LoadedSegment(entry=entry, index=index, vectors=vectors, meta=meta,
-                         tombstones=read_tombstones(seg_dir, entry),
+                         tombstones=read_tombstones(seg_dir, entry, keys=keys),
                          form=index_form(metric, dtype, params))
+
+
+def _view_index(
+    path: Path, entry: SegmentEntry, *, dim: int, metric: str, dtype: str,
+    params: dict[str, int],
+) -> Index:
+    """Memory-map an index file after checking its header against the manifest."""
+    try:
+        head = Index.metadata(str(path))
+    except Exception as exc:  # usearch raises RuntimeError/ValueError
+        raise CorruptStoreError(f"index file {path} is unreadable: {exc}", path=path) from exc
+    want = make_index(dim, metric=metric, dtype=dtype, params=params)
+    got = (None if head is None else
+           (head.get("dimensions"), head.get("count_present"), head.get("count_deleted"),
+            head.get("kind_scalar"), head.get("kind_metric")))
+    expected = (dim, entry.rows, 0, want.dtype, want.metric)
+    if got != expected:
+        raise CorruptStoreError(
+            f"index file {path}: header (dimensions, count, deleted, scalar, metric) is {got}, "
+            f"expected {expected}",
+            path=path,
+        )
+    try:
+        want.view(str(path))
+    except Exception as exc:  # usearch raises RuntimeError/ValueError
+        raise CorruptStoreError(f"index file {path} is unreadable: {exc}", path=path) from exc
+    if len(want) != entry.rows or want.ndim != dim:
+        raise CorruptStoreError(
+            f"index file {path}: expected {entry.rows} vectors of dimension {dim}, holds "
+            f"{len(want)} of {want.ndim}",
+            path=path,
+        )
+    want.expansion_search = params["expansion_search"]
+    return want
 
 
 def read_meta(seg_dir: Path, entry: SegmentEntry) -> pl.DataFrame:
@@ -239,20 +282,49 @@ def read_meta(seg_dir: Path, entry: SegmentEntry) -> pl.DataFrame:
         raise CorruptStoreError(
             f"metadata file {p_meta} is unreadable: {exc}", path=p_meta
         ) from exc
-    if meta.height != entry.rows or "key" not in meta.columns or "id" not in meta.columns:
+    schema = meta.schema
+    if (meta.height != entry.rows or schema.get("key") != pl.UInt64
+            or schema.get("id") != pl.Utf8):
         raise CorruptStoreError(
-            f"metadata file {p_meta}: expected {entry.rows} rows with key and id columns",
+            f"metadata file {p_meta}: expected {entry.rows} rows with key (u64) and id (str) "
+            f"columns, got {meta.height} rows of {dict(schema)}",
+            path=p_meta,
+        )
+    keys = meta.get_column("key")
+    if keys.null_count() or meta.get_column("id").null_count() or (
+        meta.height > 1 and not bool((keys.diff().drop_nulls() > 0).all())
+    ):
+        raise CorruptStoreError(
+            f"metadata file {p_meta}: keys must be strictly increasing, keys and ids non-null",
             path=p_meta,
         )
     return meta
 
 
-def read_tombstones(seg_dir: Path, entry: SegmentEntry) -> NDArray[np.uint64]:
-    """The sorted deleted keys of a segment (empty without a tombstone file)."""
+def read_tombstones(
+    seg_dir: Path, entry: SegmentEntry, *, keys: NDArray[np.uint64] | None = None
+) -> NDArray[np.uint64]:
+    """The sorted deleted keys of a segment (empty without a tombstone file).
+
+    With `keys` (the segment's, sorted), the tombstones must be `entry.deleted` of them.
+    """
     if entry.tombstones is None:
         return np.empty(0, dtype=np.uint64)
     path = seg_dir / entry.tombstones.name
     try:
-        return np.load(path, allow_pickle=False).astype(np.uint64)
+        tomb = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise CorruptStoreError(f"tombstone file {path} is unreadable: {exc}", path=path) from exc
+    if tomb.ndim != 1 or tomb.dtype != np.uint64 or tomb.size != entry.deleted or (
+        tomb.size > 1 and not (np.diff(tomb.astype(np.int64, copy=False)) != 0).all()
+    ):
+        raise CorruptStoreError(
+            f"tombstone file {path}: expected {entry.deleted} distinct uint64 keys, got "
+            f"{tomb.dtype} {tomb.shape}",
+            path=path,
+        )
+    tomb = np.sort(tomb)
+    if keys is not None and not np.isin(tomb, keys).all():
+        raise CorruptStoreError(f"tombstone file {path}: names keys outside its segment",
+                                path=path)
+    return tomb

@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Callable, Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,9 +29,12 @@ from ..errors import (
     InvalidInputError,
     ModelMismatchError,
     ReadOnlyStoreError,
+    StoreWriteError,
 )
+from ._atomic import write_error
 from ._lock import WriterLock
 from ._read import ReadMixin
+from ._snapshot import Snapshot, load_segments
 from ._write import WriteMixin, _fingerprint_of, _same
 from .manifest import (
     SEGMENTS_DIR,
@@ -42,10 +47,15 @@ from .manifest import (
     verify_files,
     write_manifest,
 )
-from .segment import LoadedSegment, load_segment, read_meta, read_tombstones, write_tombstones
+from .segment import LoadedSegment, load_segment, write_tombstones
 
 #: Generations whose files survive garbage collection (so an earlier one can still be opened).
 KEEP_GENERATIONS = 3
+#: How long a reader keeps moving on to newer generations while a writer collects the files
+#: of the one it was opening (each retry needs the writer to have committed again).
+READ_RETRY_SECONDS = 60.0
+
+
 def _describe(fp: Fingerprint | None) -> str:
     return "no recorded model" if fp is None else fp.describe()
 
@@ -54,12 +64,18 @@ class Store(ReadMixin, WriteMixin):
     """A persistent collection of vectors with Parquet metadata and a usearch index.
 
     Use :meth:`create` or :meth:`open`; the store is a context manager. Writes (``add``,
-    ``upsert``, ``delete``, ``compact``) are atomic commits, grouped with :meth:`transaction`.
-    A store opened with ``readonly=True`` works on the snapshot it opened (see :meth:`refresh`).
+    ``upsert``, ``update``, ``delete``, ``compact``) are atomic commits, grouped with
+    :meth:`transaction`. A store opened with ``readonly=True`` works on the snapshot it opened
+    (see :meth:`refresh`).
+
+    A handle may be shared by threads: every read works on one committed snapshot, swapped
+    in whole by each commit; writes from several threads take turns (a transaction holds the
+    handle's write lock until it ends), and only the thread inside a transaction sees its
+    uncommitted changes.
     """
 
     def __init__(
-        self, root: Path, manifest: Manifest, *, readonly: bool, lock: WriterLock | None,
+        self, root: Path, snapshot: Snapshot, *, readonly: bool, lock: WriterLock | None,
         embedder: Embedder | None, verify: bool,
     ) -> None:
         self.path = root
@@ -67,15 +83,14 @@ class Store(ReadMixin, WriteMixin):
         self._lock = lock
         self._embedder = embedder
         self._verify = verify
-        self._committed = manifest
-        self._manifest = manifest
-        self._segs: dict[str, LoadedSegment] = {}
-        self._txn_depth = 0
+        self._committed = snapshot
+        self._staged: Snapshot | None = None
+        self._owner: int | None = None
+        self._wlock = threading.RLock()
+        self._refreshing = threading.Lock()
         self._pending: list[Path] = []
-        self._txn_segs: dict[str, LoadedSegment] = {}
         self._closed = False
-        self._load_segments(manifest, verify=verify)
-        self._rebuild()
+        self._broken: str | None = None
 
     # ------------------------------------------------------------------ creation / opening
     @classmethod
@@ -160,11 +175,12 @@ class Store(ReadMixin, WriteMixin):
             model=None if fp is None else fp.to_dict(), index_params=params,
         )
         try:
-            write_manifest(root, manifest)
+            write_manifest(root, manifest, keep_on_error=False)
         except BaseException:
             lock.release()
             raise
-        return cls(root, manifest, readonly=False, lock=lock, embedder=embedder, verify=False)
+        return cls(root, Snapshot.build(manifest, {}), readonly=False, lock=lock,
+                   embedder=embedder, verify=False)
 
     @classmethod
     def open(
@@ -196,7 +212,7 @@ class Store(ReadMixin, WriteMixin):
         NotAStoreError, StoreLockedError, CorruptStoreError, ModelMismatchError
         """
         root = Path(path)
-        gens = require_store(root)
+        require_store(root)
         if generation is not None and not readonly:
             raise InvalidInputError(
                 "generation: an earlier generation opens read-only; pass readonly=True"
@@ -206,7 +222,8 @@ class Store(ReadMixin, WriteMixin):
             lock = WriterLock(root / "LOCK")
             lock.acquire()
         try:
-            manifest = cls._read_snapshot(root, gens, generation, verify=verify)
+            snap = cls._read_snapshot(root, generation, verify=verify)
+            manifest = snap.manifest
             fp = Fingerprint.from_dict(manifest.model) if manifest.model else None
             if embedder is not None:
                 if embedder.dim != manifest.dim:
@@ -221,7 +238,7 @@ class Store(ReadMixin, WriteMixin):
                     )
             elif fp is not None:
                 embedder = from_fingerprint(fp)
-            store = cls(root, manifest, readonly=readonly, lock=lock, embedder=embedder,
+            store = cls(root, snap, readonly=readonly, lock=lock, embedder=embedder,
                         verify=verify)
             if lock is not None:
                 store._gc()
@@ -233,9 +250,17 @@ class Store(ReadMixin, WriteMixin):
 
     @staticmethod
     def _read_snapshot(
-        root: Path, gens: list[int], generation: int | None, *, verify: bool
-    ) -> Manifest:
+        root: Path, generation: int | None, *, verify: bool,
+        reuse: Mapping[str, LoadedSegment] | None = None,
+    ) -> Snapshot:
+        """Read, verify and load one generation (the newest when `generation` is None).
+
+        A writer in another process may commit and collect the files of the generation being
+        read at any moment: then a newer generation exists, and the reader moves on to it.
+        A failure with no newer generation is real damage and is raised.
+        """
         if generation is not None:
+            gens = require_store(root)
             if generation not in gens:
                 raise InvalidInputError(
                     f"generation: expected one of the kept generations {sorted(gens)}, "
@@ -243,45 +268,55 @@ class Store(ReadMixin, WriteMixin):
                 )
             m = read_manifest(manifest_path(root, generation))
             verify_files(root, m, checksums=verify)
-            return m
-        # A writer may commit and collect old files while we read: retry on the newer one.
-        for attempt in range(5):
-            m = read_manifest(manifest_path(root, gens[0]))
+            return Snapshot.build(m, load_segments(root, m, reuse), check=True)
+        deadline = time.monotonic() + READ_RETRY_SECONDS
+        while True:
+            newest = require_store(root)[0]
             try:
+                m = read_manifest(manifest_path(root, newest))
                 verify_files(root, m, checksums=verify)
-                return m
+                return Snapshot.build(m, load_segments(root, m, reuse), check=True)
             except CorruptStoreError:
-                newer = list_generations(root)
-                if attempt == 4 or not newer or newer[0] == gens[0]:
+                now = list_generations(root)
+                if not now or now[0] <= newest or time.monotonic() > deadline:
                     raise
-                gens = newer
-        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ properties
+    def _snap(self) -> Snapshot:
+        """The state this thread sees: its own transaction's, else the committed one."""
+        staged = self._staged
+        if staged is not None and self._owner == threading.get_ident():
+            return staged
+        return self._committed
+
+    @property
+    def _manifest(self) -> Manifest:
+        return self._snap().manifest
+
     @property
     def dim(self) -> int:
         """Vector dimension."""
-        return self._manifest.dim
+        return self._committed.manifest.dim
 
     @property
     def metric(self) -> str:
         """Distance metric."""
-        return self._manifest.metric
+        return self._committed.manifest.metric
 
     @property
     def dtype(self) -> str:
         """Index dtype."""
-        return self._manifest.dtype
+        return self._committed.manifest.dtype
 
     @property
     def generation(self) -> int:
         """Number of the committed generation this handle sees."""
-        return self._committed.generation
+        return self._committed.manifest.generation
 
     @property
     def model(self) -> Fingerprint | None:
         """Fingerprint of the model that made the vectors, if recorded."""
-        m = self._manifest.model
+        m = self._committed.manifest.model
         return Fingerprint.from_dict(m) if m else None
 
     @property
@@ -292,26 +327,30 @@ class Store(ReadMixin, WriteMixin):
     @property
     def index_params(self) -> dict[str, int]:
         """HNSW and search parameters."""
-        return dict(self._manifest.index_params)
+        return dict(self._snap().manifest.index_params)
 
     @property
     def expansion_search(self) -> int:
-        """HNSW search breadth (ef) used by this handle; setting it is not persisted."""
-        return self._manifest.index_params["expansion_search"]
+        """HNSW search breadth (ef) used by this handle."""
+        return self._snap().manifest.index_params["expansion_search"]
 
     @expansion_search.setter
     def expansion_search(self, value: int) -> None:
         value = check_positive_int(value, name="expansion_search")
-        params = {**self._manifest.index_params, "expansion_search": value}
-        self._manifest = replace(self._manifest, index_params=params)
-        self._committed = replace(self._committed, index_params=params)
-        for seg in self._segs.values():
-            seg.index.expansion_search = value
+        with self._wlock:
+            params = {**self._committed.manifest.index_params, "expansion_search": value}
+            for seg in self._committed.segs.values():
+                seg.index.expansion_search = value
+            self._committed = self._committed.with_params(params)
+            if self._staged is not None:
+                for seg in self._staged.segs.values():
+                    seg.index.expansion_search = value
+                self._staged = self._staged.with_params(params)
 
     @property
     def segments(self) -> pl.DataFrame:
         """One row per segment: id, rows, deleted, live, bytes."""
-        segs = self._manifest.segments
+        segs = self._snap().manifest.segments
         return pl.DataFrame(
             {
                 "segment": [s.id for s in segs],
@@ -325,14 +364,14 @@ class Store(ReadMixin, WriteMixin):
         )
 
     def __len__(self) -> int:
-        return self._live.height
+        return self._snap().live.height
 
     def __repr__(self) -> str:
         mode = "readonly" if self.readonly else "writer"
         return (
             f"Store({str(self.path)!r}, rows={len(self)}, dim={self.dim}, metric={self.metric!r}, "
             f"dtype={self.dtype!r}, generation={self.generation}, segments="
-            f"{len(self._manifest.segments)}, model={_describe(self.model)!r}, {mode})"
+            f"{len(self._snap().manifest.segments)}, model={_describe(self.model)!r}, {mode})"
         )
 
     # ------------------------------------------------------------------ lifecycle
@@ -340,11 +379,12 @@ class Store(ReadMixin, WriteMixin):
         """Release the writer lock (a pending transaction is rolled back)."""
         if self._closed:
             return
-        if self._txn_depth:
-            self._rollback()
-        if self._lock is not None:
-            self._lock.release()
-        self._closed = True
+        with self._wlock:
+            if self._staged is not None:
+                self._rollback_all()
+            if self._lock is not None:
+                self._lock.release()
+            self._closed = True
 
     def __enter__(self) -> Store:
         return self
@@ -358,60 +398,21 @@ class Store(ReadMixin, WriteMixin):
                 self._lock.release()
 
     def refresh(self) -> Store:
-        """Move a read-only handle to the newest committed generation."""
+        """Move a read-only handle to the newest committed generation.
+
+        Threads searching meanwhile finish on the snapshot they started with.
+        """
         if not self.readonly:
             return self
-        m = self._read_snapshot(self.path, require_store(self.path), None, verify=self._verify)
-        if m.generation != self._committed.generation:
-            self._load_segments(m, verify=self._verify)
-            self._committed = self._manifest = m
-            self._rebuild()
+        with self._refreshing:
+            current = self._committed
+            newest = require_store(self.path)[0]
+            if newest != current.manifest.generation:
+                self._committed = self._read_snapshot(self.path, None, verify=self._verify,
+                                                      reuse=current.segs)
         return self
 
-    # ------------------------------------------------------------------ internal state
-    def _load_segments(self, manifest: Manifest, *, verify: bool) -> None:
-        seg_dir = self.path / SEGMENTS_DIR
-        segs: dict[str, LoadedSegment] = {}
-        for entry in manifest.segments:
-            old = self._segs.get(entry.id)
-            if old is not None and old.entry == entry:
-                segs[entry.id] = old
-                continue
-            if (old is not None and old.entry.index == entry.index
-                    and old.entry.vectors == entry.vectors):
-                # Immutable index and vectors kept (a delete or a metadata-only update): reload
-                # only the file that changed.
-                meta = old.meta if old.entry.meta == entry.meta else read_meta(seg_dir, entry)
-                tombs = (old.tombstones if old.entry.tombstones == entry.tombstones
-                         else read_tombstones(seg_dir, entry))
-                segs[entry.id] = replace(old, entry=entry, meta=meta, tombstones=tombs)
-                continue
-            segs[entry.id] = load_segment(
-                seg_dir, entry, dim=manifest.dim, metric=manifest.metric, dtype=manifest.dtype,
-                params=manifest.index_params,
-            )
-        self._segs = segs
-
-    def _rebuild(self) -> None:
-        frames = []
-        for i, entry in enumerate(self._manifest.segments):
-            seg = self._segs[entry.id]
-            f = seg.meta.with_columns(
-                pl.lit(i, dtype=pl.UInt32).alias("_seg"),
-                pl.int_range(seg.meta.height, dtype=pl.UInt32).alias("_row"),
-            )
-            if seg.tombstones.size:
-                f = f.filter(~pl.col("key").is_in(pl.Series(seg.tombstones).implode()))
-            frames.append(f)
-        if frames:
-            live = pl.concat(frames, how="diagonal_relaxed").sort("key")
-        else:
-            live = pl.DataFrame(
-                schema={"key": pl.UInt64, "id": pl.Utf8, "_seg": pl.UInt32, "_row": pl.UInt32}
-            )
-        self._live = live
-        self._live_keys = live.get_column("key").to_numpy()
-
+    # ------------------------------------------------------------------ transactions
     def _check_writable(self) -> None:
         if self._closed:
             raise InvalidInputError("store: this handle is closed; open the store again")
@@ -419,10 +420,20 @@ class Store(ReadMixin, WriteMixin):
             raise ReadOnlyStoreError(
                 f"store: opened with readonly=True; reopen {self.path} without it to write"
             )
+        if self._broken is not None:
+            raise StoreWriteError(self._broken, path=self.path)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Store]:
         """Group several writes into one atomic commit.
+
+        Every write (``add``, ``upsert``, ``update``, ``delete``, ``compact``) is
+        all-or-nothing on its own, inside a transaction too: one that fails, even if the
+        caller catches its error inside the ``with`` block, leaves no trace, and the
+        transaction commits the writes that completed (like SQLite's statement rollback).
+        An exception leaving the ``with`` block rolls the whole transaction back. A nested
+        ``transaction()`` is a savepoint: an exception leaving it undoes only its writes.
+        Other threads see none of it until the commit, and their writes wait for it.
 
         Examples
         --------
@@ -431,42 +442,86 @@ class Store(ReadMixin, WriteMixin):
         ...     store.delete(["old"])
         """
         self._check_writable()
-        if self._txn_depth == 0:
-            self._txn_segs = dict(self._segs)
-            self._pending = []
-        self._txn_depth += 1
-        try:
-            yield self
-        except BaseException:
-            self._txn_depth -= 1
-            if self._txn_depth == 0:
-                self._rollback()
-            raise
-        self._txn_depth -= 1
-        if self._txn_depth == 0:
-            self._commit()
+        with self._wlock:
+            self._check_writable()
+            outer = self._staged is None
+            if outer:
+                self._staged, self._pending = self._committed, []
+                self._owner = threading.get_ident()
+            mark = (self._staged, len(self._pending))
+            try:
+                yield self
+            except BaseException:
+                if outer:
+                    self._rollback_all()
+                else:
+                    self._rollback_to(mark)
+                raise
+            if outer:
+                self._commit()
 
-    def _rollback(self) -> None:
-        for p in self._pending:
-            p.unlink(missing_ok=True)
+    def _discard(self, paths: list[Path]) -> None:
+        for p in paths:
+            with contextlib.suppress(OSError):
+                p.unlink(missing_ok=True)
+
+    def _rollback_to(self, mark: tuple[Snapshot | None, int]) -> None:
+        staged, n = mark
+        self._discard(self._pending[n:])
+        del self._pending[n:]
+        self._staged = staged
+
+    def _rollback_all(self) -> None:
+        self._discard(self._pending)
         self._pending = []
-        self._txn_depth = 0
-        self._manifest = self._committed
-        self._segs = self._txn_segs
-        self._rebuild()
+        self._staged = self._owner = None
+
+    def _publish(self, snap: Snapshot) -> None:
+        """Make `snap` the committed state: one assignment that readers pick up whole."""
+        self._committed = snap
+        self._staged = self._owner = None
+        self._pending = []
 
     def _commit(self) -> None:
-        if self._manifest == self._committed:
+        staged = self._staged
+        if staged is None or staged.manifest == self._committed.manifest:
+            self._rollback_all()
             return
-        new = replace(self._manifest, generation=self._committed.generation + 1)
+        new = replace(staged.manifest, generation=self._committed.manifest.generation + 1)
+        snap = replace(staged, manifest=new)
         try:
-            write_manifest(self.path, new)
-        except BaseException:
-            self._rollback()
+            path = write_manifest(self.path, new)
+        except BaseException as exc:
+            landed = self._landed(new.generation)
+            if landed is False:  # before the commit point: nothing happened
+                self._rollback_all()
+                raise
+            if landed is None:  # cannot tell: keep every file, refuse further writes
+                self._staged = self._owner = None
+                self._pending = []
+                self._broken = (
+                    f"store: the commit of generation {new.generation} may or may not have "
+                    f"happened (the folder {self.path} could not be read after: {exc}); open "
+                    "the store again"
+                )
+                raise
+            # After the rename the commit has happened, whatever failed after it.
+            self._publish(snap)
+            if isinstance(exc, StoreWriteError):
+                raise write_error(manifest_path(self.path, new.generation), exc.__cause__ or exc,
+                                  committed=True, what="making the commit durable:") from exc
             raise
-        self._committed = self._manifest = new
-        self._pending = []
-        self._gc()
+        del path
+        self._publish(snap)
+        with contextlib.suppress(OSError, CorruptStoreError):
+            self._gc()  # garbage is collected again on the next open if this fails
+
+    def _landed(self, generation: int) -> bool | None:
+        """Whether the manifest of `generation` is in place (None: the folder is unreadable)."""
+        try:
+            return manifest_path(self.path, generation).exists()
+        except OSError:
+            return None
 
     def _gc(self) -> None:
         """Delete manifests beyond the kept generations and files none of them names."""
@@ -490,14 +545,24 @@ class Store(ReadMixin, WriteMixin):
                 else:
                     p.unlink(missing_ok=True)
 
-    def _stage_segment(self, entry: SegmentEntry) -> None:
+    # ------------------------------------------------------------------ staging
+    def _stage(self, manifest: Manifest, segs: Mapping[str, LoadedSegment]) -> None:
+        self._staged = Snapshot.build(manifest, segs)
+
+    def _stage_segment(self, entry: SegmentEntry, *, replace_all: bool = False,
+                       next_key: int | None = None) -> None:
+        """Add a written segment to the staged state (or make it the only one)."""
         seg_dir = self.path / SEGMENTS_DIR
         self._pending += [seg_dir / f.name for f in entry.files()]
-        m = self._manifest
-        self._segs[entry.id] = load_segment(
-            seg_dir, entry, dim=m.dim, metric=m.metric, dtype=m.dtype, params=m.index_params
-        )
-        self._manifest = replace(m, segments=(*m.segments, entry))
+        s = self._snap()
+        m = s.manifest
+        seg = load_segment(seg_dir, entry, dim=m.dim, metric=m.metric, dtype=m.dtype,
+                           params=m.index_params)
+        segments = (entry,) if replace_all else (*m.segments, entry)
+        segs = {entry.id: seg} if replace_all else {**s.segs, entry.id: seg}
+        manifest = replace(m, segments=segments,
+                           next_key=m.next_key if next_key is None else next_key)
+        self._stage(manifest, segs)
 
     def _stage_per_segment(
         self, rows: pl.DataFrame,
@@ -509,21 +574,24 @@ class Store(ReadMixin, WriteMixin):
         ``change(entry, seg, part)`` writes the segment's new file and returns its new entry,
         loaded segment and the file's path, or None to drop the whole segment.
         """
-        entries = list(self._manifest.segments)
+        s = self._snap()
+        entries = list(s.manifest.segments)
+        segs = dict(s.segs)
         drop: set[str] = set()
         for (seg_ord,), part in rows.group_by(["_seg"]):
             entry = entries[int(seg_ord)]  # type: ignore[call-overload]
-            changed = change(entry, self._segs[entry.id], part.drop("_seg"))
+            changed = change(entry, segs[entry.id], part.drop("_seg"))
             if changed is None:
                 drop.add(entry.id)
                 continue
             new_entry, new_seg, written = changed
             self._pending.append(written)
             entries[int(seg_ord)] = new_entry  # type: ignore[call-overload]
-            self._segs[entry.id] = new_seg
+            segs[entry.id] = new_seg
         entries = [e for e in entries if e.id not in drop]
-        self._manifest = replace(self._manifest, segments=tuple(entries))
-        self._rebuild()
+        for seg_id in drop:
+            del segs[seg_id]
+        self._stage(replace(s.manifest, segments=tuple(entries)), segs)
 
     def _stage_tombstones(self, keys: NDArray[np.uint64]) -> None:
         """Mark live `keys` deleted (one new tombstone file per touched segment)."""
@@ -541,5 +609,6 @@ class Store(ReadMixin, WriteMixin):
             new_entry = replace(entry, tombstones=fe, deleted=int(tomb.size))
             return new_entry, replace(seg, entry=new_entry, tombstones=tomb), seg_dir / fe.name
 
-        rows = self._live.filter(pl.col("key").is_in(pl.Series(keys, dtype=pl.UInt64).implode()))
+        live = self._snap().live
+        rows = live.filter(pl.col("key").is_in(pl.Series(keys, dtype=pl.UInt64).implode()))
         self._stage_per_segment(rows.select("key", "_seg"), tombstone)
