@@ -123,6 +123,26 @@ def unified(schemas: Iterable[Mapping[str, DataType]]) -> dict[str, DataType]:
     return out
 
 
+def conform(df: pl.DataFrame, targets: Mapping[str, DataType]) -> pl.DataFrame:
+    """`df` with the named columns cast to their widened `targets` (added as nulls if absent).
+
+    A relaxed concat with an empty frame of the target types does the casting, because a
+    plain ``cast`` refuses a struct with other fields (polars casts structs by position).
+    """
+    cols = dict(targets)
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        df = df.with_columns(pl.lit(None, dtype=cols[c]).alias(c) for c in missing)
+    if all(df.schema[c] == t for c, t in cols.items()):
+        return df
+    empty = pl.DataFrame(schema={c: df.schema.get(c) if c not in cols else cols[c]
+                                 for c in df.columns})
+    out = pl.concat([empty, df], how="vertical_relaxed")
+    if any(out.schema[c] != t for c, t in cols.items()):
+        raise InvalidInputError(f"data: could not widen columns to {cols}")
+    return out
+
+
 def check_storable(df: pl.DataFrame, *, name: str = "data") -> None:
     """Refuse columns Parquet cannot hold (Python objects) before anything is written."""
     for col, dtype in df.schema.items():

@@ -24,7 +24,7 @@ from ..errors import (
     ModelMismatchError,
 )
 from ._read import _gather, _rows_of
-from ._schema import check_storable, evolve
+from ._schema import check_storable, conform, evolve
 from ._snapshot import HIDDEN
 from .manifest import SEGMENTS_DIR
 from .segment import write_meta, write_segment
@@ -187,12 +187,8 @@ class WriteMixin:
             def set_columns(
                 entry: SegmentEntry, seg: LoadedSegment, part: pl.DataFrame
             ) -> tuple[SegmentEntry, LoadedSegment, Path]:
-                meta = seg.meta.with_columns(
-                    pl.col(c).cast(schema[c]) if c in seg.meta.columns
-                    else pl.lit(None, dtype=schema[c]).alias(c)
-                    for c in cols
-                )
-                part = part.with_columns(pl.col(c).cast(schema[c]) for c in cols)
+                targets = {c: schema[c] for c in cols}
+                meta, part = conform(seg.meta, targets), conform(part, targets)
                 meta = meta.update(part, on="key", how="left", include_nulls=True)
                 fe = write_meta(seg_dir, entry.id, meta)
                 new_entry = replace(entry, meta=fe)
