@@ -162,8 +162,12 @@ def test_auto_reports_its_grid(digits_result: ClusterResult, digits_data) -> Non
 
 
 def test_soft_membership_reassignment_on_digits(digits_result, digits_data) -> None:
-    soft = reassign_outliers(digits_result, strategy="probabilities")
-    assert (soft.labels == -1).sum() < max(1, (digits_result.labels == -1).sum())
+    # umap-learn 0.5.12's defaults leave no digit as noise; a larger min_cluster_size does
+    # (27 of 1,797 measured), so the reassignment has outliers to work on.
+    base = recluster(digits_result, min_cluster_size=40)
+    assert (base.labels == -1).sum() > 0
+    soft = reassign_outliers(base, strategy="probabilities")
+    assert (soft.labels == -1).sum() < (base.labels == -1).sum()
     truth = digits_data.frame["label"].to_numpy()
     assert adjusted_rand_score(truth, soft.labels) >= 0.80
     assert soft.params["edits"] == ["reassign_outliers(strategy='probabilities')"]

@@ -63,7 +63,7 @@ def test_reader_processes_never_fail_while_a_writer_commits(tmp_path: Path) -> N
             assert r.stdout is not None
             assert json.loads(r.stdout.readline()) == {"ready": True}
         time.sleep(1.0)  # let the readers start a few loops before the commits begin
-        _writer_schedule(store, log, steps=300)
+        _writer_schedule(store, log, steps=200)
         time.sleep(0.5)
     finally:
         Path(str(path) + ".stop").touch()

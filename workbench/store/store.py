@@ -205,7 +205,9 @@ class Store(ReadMixin, WriteMixin):
         generation : int, optional
             Open an earlier generation (read-only), e.g. after damage to the newest one.
         verify : bool
-            Check every file's CRC-32 (sizes are always checked).
+            Check every file's CRC-32. Sizes, shapes, index headers and index keys are always
+            checked; with ``verify=False`` a damaged HNSW graph can crash the process inside
+            usearch, so pass it only for files you trust.
 
         Raises
         ------
@@ -408,8 +410,16 @@ class Store(ReadMixin, WriteMixin):
             current = self._committed
             newest = require_store(self.path)[0]
             if newest != current.manifest.generation:
-                self._committed = self._read_snapshot(self.path, None, verify=self._verify,
-                                                      reuse=current.segs)
+                snap = self._read_snapshot(self.path, None, verify=self._verify,
+                                           reuse=current.segs)
+                ef = current.manifest.index_params["expansion_search"]
+                if snap.manifest.index_params["expansion_search"] != ef:
+                    # keep this handle's search breadth (set through expansion_search)
+                    for seg in snap.segs.values():
+                        seg.index.expansion_search = ef
+                    snap = snap.with_params({**snap.manifest.index_params,
+                                             "expansion_search": ef})
+                self._committed = snap
         return self
 
     # ------------------------------------------------------------------ transactions
