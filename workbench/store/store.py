@@ -500,7 +500,7 @@ class Store(ReadMixin, WriteMixin):
         new = replace(staged.manifest, generation=self._committed.manifest.generation + 1)
         snap = replace(staged, manifest=new)
         try:
-            path = write_manifest(self.path, new)
+            write_manifest(self.path, new)
         except BaseException as exc:
             landed = self._landed(new.generation)
             if landed is False:  # before the commit point: nothing happened
@@ -521,7 +521,6 @@ class Store(ReadMixin, WriteMixin):
                 raise write_error(manifest_path(self.path, new.generation), exc.__cause__ or exc,
                                   committed=True, what="making the commit durable:") from exc
             raise
-        del path
         self._publish(snap)
         with contextlib.suppress(OSError, CorruptStoreError):
             self._gc()  # garbage is collected again on the next open if this fails
