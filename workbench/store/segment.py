@@ -213,7 +213,7 @@ def load_segment(
     p_vec = seg_dir / entry.vectors.name
     try:
         vectors = np.load(p_vec, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # a damaged .npy header raises ValueError, TokenError, EOFError...
         raise CorruptStoreError(f"vectors file {p_vec} is unreadable: {exc}", path=p_vec) from exc
     if vectors.shape != (entry.rows, dim) or vectors.dtype != np.float32:
         raise CorruptStoreError(
@@ -313,7 +313,7 @@ def read_tombstones(
     path = seg_dir / entry.tombstones.name
     try:
         tomb = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except Exception as exc:  # a damaged .npy header raises ValueError, TokenError, EOFError...
         raise CorruptStoreError(f"tombstone file {path} is unreadable: {exc}", path=path) from exc
     if tomb.ndim != 1 or tomb.dtype != np.uint64 or tomb.size != entry.deleted or (
         tomb.size > 1 and not (np.diff(tomb.astype(np.int64, copy=False)) != 0).all()
