@@ -316,3 +316,17 @@ def test_real_damage_is_still_raised_by_readers(tmp_path: Path) -> None:
     (path / "segments" / entry.meta.name).unlink()
     with pytest.raises(CorruptStoreError, match="missing"):
         wb.Store.open(path, readonly=True)
+
+
+def test_search_never_returns_a_key_the_store_does_not_hold(tmp_path: Path) -> None:
+    """The last guard behind verify=False: an index answering with foreign keys is an error,
+    never another row's metadata (the damage is simulated after the open-time checks)."""
+    from usearch.index import Index
+
+    with _store(tmp_path / "s", n=300, dim=8, exact_threshold=16) as st:
+        seg = next(iter(st._committed.segs.values()))
+        rogue = Index(ndim=8, metric="ip", dtype="f16")
+        rogue.add(np.arange(10_000, 10_300, dtype=np.uint64), clustered(300, 8, seed=3))
+        seg.index = rogue
+        with pytest.raises(CorruptStoreError, match="does not hold"):
+            st.search(clustered(3, 8, seed=4), k=5)
