@@ -1,11 +1,44 @@
 from __future__ import annotations
 
+import colorsys
+import re
+
 import polars as pl
 import pytest
+from matplotlib.colors import to_rgba
 
 import workbench as wb
-from workbench.analysis import cluster, recluster
+from workbench.analysis import cluster, recluster, rename_clusters
 from workbench.errors import InvalidInputError
+from workbench.widgets.cluster import NOISE_LABEL, cluster_color, cluster_label
+
+NOISE_GREY = to_rgba("#c8ccd2")
+
+
+def legend(ex: wb.widgets.ClusterExplorer) -> list[tuple[str, tuple[float, ...]]]:
+    """The colour legend the browser draws: (label, rgba) in display order."""
+    enc = ex.scatter.widget.legend_encoding["color"]
+    return [(label, tuple(rgba)) for label, rgba, _ in enc["values"]]
+
+
+def drawn_colors(ex: wb.widgets.ClusterExplorer) -> dict[str, tuple[float, ...]]:
+    """The colour the browser gives the points of each category of the colour column.
+
+    jupyter-scatter sends each point's category code and one colour per code (the widget's
+    ``color`` trait); the codes are those of the data's categorical, unused categories dropped.
+    """
+    column = ex.scatter.color_data  # the colour column as jupyter-scatter holds it
+    categories = column.cat.remove_unused_categories().cat.categories
+    return {c: tuple(ex.scatter.widget.color[i]) for i, c in enumerate(categories)}
+
+
+def number(label: str) -> int:
+    """The cluster number a legend label starts with (``-1`` for noise)."""
+    if label == NOISE_LABEL:
+        return -1
+    found = re.match(r"(?:cluster )?(\d+)", label)
+    assert found, label
+    return int(found.group(1))
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +108,133 @@ def test_explorer_needs_a_layout(clustered: tuple) -> None:
     no_map = cluster(store, reducer="pca", layout=None, progress=False)
     with pytest.raises(InvalidInputError, match="layout"):
         wb.widgets.ClusterExplorer(no_map, store=store)
+
+
+@pytest.fixture(scope="module")
+def many(clustered: tuple) -> object:
+    """More than ten clusters and some noise: text order would put 10 before 2."""
+    _, result = clustered
+    res = recluster(result, min_cluster_size=5, min_samples=2)
+    assert res.clusters.height > 10 and (res.labels < 0).any()
+    return res
+
+
+def test_legend_is_in_cluster_order_with_noise_last(clustered: tuple, many: object) -> None:
+    store, _ = clustered
+    ex = wb.widgets.ClusterExplorer(many, store=store)
+    labels = [label for label, _ in legend(ex)]
+    assert labels[-1] == NOISE_LABEL
+    numbers = [number(label) for label in labels[:-1]]
+    assert numbers == sorted(many.clusters["cluster"].to_list())  # 0, 1, 2, ..., 10, 11
+    # the colours the points get are the legend's
+    assert drawn_colors(ex) == dict(legend(ex))
+
+
+def test_labels_show_the_cluster_number_once(clustered: tuple) -> None:
+    store, result = clustered
+    names = result.clusters["name"].to_list()
+    numbers = result.clusters["cluster"].to_list()
+    assert not any(n.startswith(f"{c}:") for c, n in zip(numbers, names, strict=True))
+    ex = wb.widgets.ClusterExplorer(result, store=store)
+    labels = [label for label, _ in legend(ex) if label != NOISE_LABEL]
+    assert labels == [f"{c}: {n}" for c, n in zip(numbers, names, strict=True)]
+    assert not any(re.match(r"(\d+): \1:", label) for label in labels)
+    # the tooltip shows the same column, so the same labels
+    tooltip = set(ex.scatter.color_data.astype(str))
+    assert tooltip <= {*labels, NOISE_LABEL}
+    # the cluster table has a number column: the name cell does not repeat it
+    for c in result.clusters["cluster"]:
+        assert f"<td>{c}</td><td>{c}: " not in ex._table.value
+    # a name given by hand gets the number in front, once
+    first = int(result.clusters["cluster"][0])
+    named = rename_clusters(result, {first: "Sports"})
+    assert f"{first}: Sports" in [label for label, _ in legend(
+        wb.widgets.ClusterExplorer(named, store=store))]
+    assert cluster_label(9, "9: widget, requests, file") == "9: widget, requests, file"
+    assert cluster_label(9, "cluster 9") == "cluster 9"
+    assert cluster_label(1, "10: x") == "1: 10: x"
+    assert cluster_label(-1, None) == NOISE_LABEL
+
+
+def test_noise_is_light_grey_and_clusters_are_coloured(clustered: tuple, many: object) -> None:
+    store, _ = clustered
+    ex = wb.widgets.ClusterExplorer(many, store=store)
+    colors = dict(legend(ex))
+    assert colors.pop(NOISE_LABEL) == NOISE_GREY
+    assert len(set(colors.values())) == len(colors)  # one colour per cluster
+    for rgba in colors.values():
+        r, g, b = rgba[:3]
+        assert max(r, g, b) - min(r, g, b) >= 0.2  # a hue, never another grey
+        assert colorsys.rgb_to_hls(r, g, b)[1] <= 0.85
+
+
+def test_a_cluster_keeps_its_colour_after_recluster(clustered: tuple) -> None:
+    store, result = clustered
+    ex = wb.widgets.ClusterExplorer(result, store=store)
+    before = {number(label): rgba for label, rgba in legend(ex)}
+    ex.min_cluster_size, ex.min_samples = 5, 2
+    new = ex.recluster()
+    assert new is not None and new.clusters.height != result.clusters.height
+    after = {number(label): rgba for label, rgba in legend(ex)}
+    assert 0 in before and 0 in after
+    assert after[0] == before[0] == to_rgba(cluster_color(0))
+    for c in set(before) & set(after):
+        assert after[c] == before[c]
+    assert drawn_colors(ex) == dict(legend(ex))  # the points follow the legend
+    ex.color_by = "label"
+    ex.color_by = "cluster"  # back from another column: the same colours again
+    assert {number(label): rgba for label, rgba in legend(ex)} == after
+
+
+def test_digit_labels_colour_as_categories(clustered: tuple) -> None:
+    store, result = clustered
+    ex = wb.widgets.ClusterExplorer(result, store=store)
+    ex.color_by = "label"
+    enc = ex.scatter.widget.legend_encoding["color"]
+    assert enc["categorical"] is True
+    assert [label for label, _ in legend(ex)] == [str(i) for i in range(10)]
+    assert len(set(dict(legend(ex)).values())) == 10
+    assert drawn_colors(ex) == dict(legend(ex))
+    ex.color_by = "probability"  # a real number: a gradient
+    assert ex.scatter.widget.legend_encoding["color"]["categorical"] is False
+    ex.color_by = "outlier_score"  # its own range, not probability's
+    values = [v for v, _ in legend(ex)]
+    outlier = result.points["outlier_score"]
+    assert min(values) == pytest.approx(outlier.min()) and max(values) == pytest.approx(
+        outlier.max())
+
+
+def test_colour_by_offers_every_colourable_column(clustered: tuple) -> None:
+    store, result = clustered
+    meta = store.scan().collect().with_columns(
+        pl.format("note {}", pl.col("id")).alias("note"),  # free text: one value per row
+        (pl.col("label") * 0.5).alias("score"),
+        (pl.col("label") * 37).alias("big"),  # ten values, though large ones
+        pl.int_range(pl.len()).alias("row"),  # many integers: a gradient
+    )
+    ex = wb.widgets.ClusterExplorer(result, metadata=meta, text="label")
+    options = list(ex._color.options)
+    assert options[0] == "cluster" and options[-2:] == ["probability", "outlier_score"]
+    assert {"label", "text", "score", "big", "row"} <= set(options)  # label is the text=
+    assert not {"note", "id", "key", "x", "y", "name"} & set(options)
+    for column, categorical in (("label", True), ("big", True), ("text", True),
+                                ("score", False), ("row", False)):
+        ex.color_by = column
+        assert ex.scatter.color()["by"] == column
+        assert ex.scatter.widget.legend_encoding["color"]["categorical"] is categorical
+    ex.color_by = "big"
+    assert [label for label, _ in legend(ex)] == [str(37 * i) for i in range(10)]
+
+
+def test_map_is_padded_and_legend_in_a_corner(clustered: tuple) -> None:
+    store, result = clustered
+    ex = wb.widgets.ClusterExplorer(result, store=store)
+    for axis in ("x", "y"):
+        values = result.points[axis]
+        scale = getattr(ex.scatter, axis)()["scale"]
+        margin = 0.05 * (values.max() - values.min())
+        assert scale.vmin < values.min() - margin and scale.vmax > values.max() + margin
+    assert ex.scatter.legend() == {"legend": True, "position": "top-right", "size": "small"}
+    ex.min_cluster_size = 40
+    ex.recluster()  # new data, same points: the padding stays
+    assert ex.scatter.x()["scale"].vmin < result.points["x"].min()

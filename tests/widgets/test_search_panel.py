@@ -8,6 +8,7 @@ import pytest
 
 import workbench as wb
 from workbench.widgets import SearchPanel
+from workbench.widgets.search import MORE_WIDTH
 
 TEXTS = [
     "<script>alert('x')</script> cats sleep all day",
@@ -91,3 +92,53 @@ def test_library_never_imports_widgets() -> None:
             elif isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             assert not any("widgets" in n and "ipywidgets" not in n for n in names), path
+
+
+def test_more_like_this_keeps_its_width_beside_a_long_paragraph(tmp_path: Path) -> None:
+    paragraph = " ".join(["a long paragraph of real documentation text"] * 40)
+    s = wb.Store.create(tmp_path / "p", embedder=wb.embed.Hashing(dim=64))
+    s.add(pl.DataFrame({"id": ["long", "short"], "text": [paragraph, "short"]}), text="text",
+          progress=False)
+    panel = SearchPanel(s, k=2)
+    panel.query = "long paragraph"
+    rows = panel._rows.children
+    assert len(rows[0].children[1].value) > 300  # the row holds the paragraph
+    for row in rows:
+        button, text = row.children
+        assert button.description == "More like this"
+        # never squeezed ("M…"): a fixed width that is also the minimum, no shrinking
+        assert button.layout.width == button.layout.min_width == MORE_WIDTH
+        assert button.layout.flex == "0 0 auto"
+        # the text takes the rest and wraps
+        assert text.layout.flex == "1 1 0%" and text.layout.min_width == "0"
+
+
+def test_filter_title_counts_active_filters(store: wb.Store) -> None:
+    panel = SearchPanel(store, k=3)
+    assert len(panel.filters) == 3
+    assert panel._accordion.get_title(0) == "Filters"  # three controls, none set
+    panel.filter("lang").value = ("en",)
+    assert panel._accordion.get_title(0) == "Filters (1)"
+    lo, hi = panel.filter("score").value
+    panel.filter("score").value = (0.4, hi)
+    assert panel._accordion.get_title(0) == "Filters (2)"
+    assert panel.active_filters() == ["lang: en", f"score: 0.4–{hi:.4g}"]
+    panel.filter("lang").value = ()
+    panel.filter("score").value = (lo, hi)  # back to the full range: not a filter
+    assert panel._accordion.get_title(0) == "Filters" and panel.active_filters() == []
+
+
+def test_status_names_the_filters_that_applied(tmp_path: Path) -> None:
+    s = wb.Store.create(tmp_path / "f", embedder=wb.embed.Hashing(dim=64))
+    s.add(pl.DataFrame({"id": ["a", "b", "c"], "text": ["cats", "cats and dogs", "dogs"],
+                        "lang": ["en", "<b>de</b>", "en"]}), text="text", progress=False)
+    panel = SearchPanel(s, k=3)
+    panel.query = "cats"
+    assert "filters" not in panel.status
+    panel.filter("lang").value = ("<b>de</b>", "en")
+    panel.search()
+    assert panel.status.endswith("; filters: lang: <b>de</b>, en")
+    assert "<b>" not in panel._status.value
+    assert "filters: lang: &lt;b&gt;de&lt;/b&gt;, en" in panel._status.value
+    panel.more_like("a")  # more like this honours, and names, the filters too
+    assert "more like a" in panel.status and "filters: lang:" in panel.status

@@ -264,7 +264,9 @@ def _build(
 
     def auto_name(c: int) -> str:
         words = keywords.get(c, [])[:3]
-        return f"{c}: " + ", ".join(words) if words else f"cluster {c}"
+        # The number lives in ``cluster``; a name written back to the store (apply_labels'
+        # ``name_column``) must not carry it ("12: file, path" came back as the topic name).
+        return ", ".join(words) if words else f"cluster {c}"
 
     clusters = pl.DataFrame({
         "cluster": pl.Series(present, dtype=pl.Int32),

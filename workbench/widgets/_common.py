@@ -1,7 +1,10 @@
-"""Shared bits of the widgets: escaping, filter controls generated from a metadata schema."""
+"""Shared bits of the widgets: escaping, filter controls generated from a metadata schema,
+categorical colours."""
 
 from __future__ import annotations
 
+import colorsys
+from functools import cache
 from typing import Any
 
 import ipywidgets as widgets
@@ -11,6 +14,13 @@ from ..reports.html import escape_text
 
 #: Columns never offered as filters.
 SKIP_COLUMNS = ("key", "id")
+
+#: A quiet light grey for noise and missing values: noise can be 40 % of a text map, so it
+#: must recede behind the clusters rather than compete with them.
+NOISE_COLOR = "#c8ccd2"
+
+#: Category shown for missing values when a column is coloured as categories.
+NULL_LABEL = "(null)"
 
 
 #: Escape any value for HTML, shortening long text (the reports' helper).
@@ -30,6 +40,23 @@ class FilterControl:
         self.widget = widget
         self.kind = kind
         self.full = full
+
+    def describe(self) -> str | None:
+        """The filter as short plain text (``lang: en, de``), or None when it is not active.
+
+        The text is not escaped: escape it where it is shown as HTML.
+        """
+        if self.expr() is None:
+            return None
+        value = self.widget.value
+        if self.kind == "categorical":
+            return f"{self.column}: {', '.join(str(v) for v in value)}"
+        if self.kind == "boolean":
+            return f"{self.column}: {value}"
+        lo, hi = value
+        if isinstance(lo, float) or isinstance(hi, float):
+            return f"{self.column}: {lo:.4g}–{hi:.4g}"
+        return f"{self.column}: {lo}–{hi}"
 
     def expr(self) -> pl.Expr | None:
         """The filter expression, or None when the control selects everything."""
@@ -97,3 +124,101 @@ def build_filters(frame: pl.DataFrame, *, max_categories: int = 50) -> list[Filt
                                              description=name, style=style, layout=layout)
             controls.append(FilterControl(name, w, "range", (points[0], points[-1])))
     return controls
+
+
+# --------------------------------------------------------------------------------- colours
+@cache
+def categorical_palette() -> tuple[str, ...]:
+    """Distinct colours for categories on a light background, as ``#rrggbb``.
+
+    jupyter-scatter's 256-colour Glasbey palette for light backgrounds without its greyish
+    and near-white entries (chroma below 0.2, lightness above 0.85), so that no category looks
+    like :data:`NOISE_COLOR` or the background. The order is fixed: index a colour by a
+    stable number (``palette[c % len(palette)]``) to give a category the same colour in every
+    view.
+
+    Returns
+    -------
+    tuple of str
+        220 colours, most distinct first.
+    """
+    from jscatter.color_maps import glasbey_dark
+
+    out = []
+    for rgba in glasbey_dark:
+        r, g, b = (float(v) for v in rgba[:3])
+        if max(r, g, b) - min(r, g, b) < 0.2 or colorsys.rgb_to_hls(r, g, b)[1] > 0.85:
+            continue
+        out.append("#{:02x}{:02x}{:02x}".format(*(round(v * 255) for v in (r, g, b))))
+    return tuple(out)
+
+
+def category_order(series: pl.Series, *, max_categories: int = 20) -> list[str] | None:
+    """The categories `series` is coloured by, in order, or None to colour it continuously.
+
+    Text, categorical and boolean columns, and integer columns with at most `max_categories`
+    distinct values (digit labels, years, star ratings: a gradient from 0 to 9 would say
+    "6.75"), colour as categories: values as text, numbers in numeric order, missing values
+    last as :data:`NULL_LABEL`.
+
+    Parameters
+    ----------
+    series : polars.Series
+        A metadata column.
+    max_categories : int
+        Most distinct values a column may have to colour as categories.
+
+    Returns
+    -------
+    list of str or None
+        The category labels, or None for a numeric column to colour with a gradient (and for
+        a column that cannot colour: see :func:`can_color`).
+    """
+    dtype = series.dtype
+    values = series.drop_nulls()
+    if isinstance(dtype, pl.Enum):
+        present = set(values.cast(pl.Utf8).to_list())
+        order = [c for c in dtype.categories.to_list() if c in present]
+    elif dtype == pl.Boolean or dtype.is_integer() or dtype in (pl.Utf8, pl.Categorical):
+        if values.n_unique() > max_categories:
+            return None
+        uniq = values.unique()
+        uniq = uniq.cast(pl.Utf8).sort() if dtype == pl.Categorical else uniq.sort()
+        order = [str(v).lower() if dtype == pl.Boolean else str(v) for v in uniq.to_list()]
+    else:
+        return None
+    if len(order) > max_categories:
+        return None
+    if series.null_count() and NULL_LABEL not in order:
+        order.append(NULL_LABEL)
+    return order
+
+
+def can_color(series: pl.Series, *, max_categories: int = 20) -> bool:
+    """Whether the map can be coloured by `series`: as categories, or as a float/int gradient.
+
+    Free text (more than `max_categories` distinct values), dates and nested columns cannot.
+    """
+    if series.len() == series.null_count():
+        return False
+    if category_order(series, max_categories=max_categories) is not None:
+        return True
+    return series.dtype.is_float() or series.dtype.is_integer()
+
+
+def as_categories(series: pl.Series, order: list[str]) -> pl.Series:
+    """`series` as an ordered ``Enum`` of `order` (see :func:`category_order`).
+
+    An ordered categorical makes the colour codes, the colours and the legend follow
+    `order` (jupyter-scatter sorts plain text as text: ``0, 10, 11, 1, 2``).
+    """
+    text = (series.cast(pl.Utf8).str.to_lowercase() if series.dtype == pl.Boolean
+            else series.cast(pl.Utf8))
+    return text.fill_null(NULL_LABEL).cast(pl.Enum(order))
+
+
+def category_colors(order: list[str]) -> list[str]:
+    """One colour per category of `order`, by position; :data:`NOISE_COLOR` for missing."""
+    palette = categorical_palette()
+    return [NOISE_COLOR if c == NULL_LABEL else palette[i % len(palette)]
+            for i, c in enumerate(order)]

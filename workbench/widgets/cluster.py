@@ -14,14 +14,92 @@ import traitlets
 
 from ..analysis.cluster import SELECTION_METHODS, ClusterResult, recluster
 from ..errors import InvalidInputError, WorkbenchError
-from ._common import error_html, esc
+from ._common import (
+    NOISE_COLOR,
+    as_categories,
+    can_color,
+    categorical_palette,
+    category_colors,
+    category_order,
+    error_html,
+    esc,
+)
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from ..store import Store
 
 
 _TABLE_CSS = (".wb-table td,.wb-table th{padding:2px 10px;text-align:left;"
               "border-bottom:1px solid #e3e7ed;font-size:12px}")
+
+#: Legend and tooltip label of noise points.
+NOISE_LABEL = "noise"
+
+#: Share of the layout's extent added on each side of the map's scales: without it the
+#: outermost points sit on the canvas border (the scale maps the data extent to it exactly)
+#: and are drawn cut in half.
+MAP_PADDING = 0.06
+
+
+def cluster_label(cluster: int, name: str | None) -> str:
+    """The legend and tooltip label of a cluster: its number once, then its name.
+
+    Names carry no number (automatic names are keywords, ``"widget, requests, file"``;
+    a name given with :func:`~workbench.analysis.rename_clusters` is the user's): the label
+    puts it in front (``"9: widget, requests, file"``), so two clusters never share a label.
+    Clusters without keywords are named ``"cluster 9"`` and kept as they are.
+
+    Parameters
+    ----------
+    cluster : int
+        The cluster number (negative for noise).
+    name : str or None
+        The cluster's ``name`` in :attr:`ClusterResult.clusters`.
+
+    Returns
+    -------
+    str
+        The label, plain text (jupyter-scatter shows it as text, not HTML).
+
+    Examples
+    --------
+    >>> cluster_label(9, "widget, requests, file")
+    '9: widget, requests, file'
+    >>> cluster_label(9, "Sports")
+    '9: Sports'
+    >>> cluster_label(-1, None)
+    'noise'
+    """
+    if cluster < 0:
+        return NOISE_LABEL
+    if not name:
+        return f"cluster {cluster}"
+    if name.startswith(f"{cluster}:") or name == f"cluster {cluster}":
+        return name
+    return f"{cluster}: {name}"
+
+
+def cluster_color(cluster: int) -> str:
+    """The colour of a cluster number: fixed, so a cluster keeps it across re-clustering.
+
+    Noise (negative numbers) is :data:`~workbench.widgets._common.NOISE_COLOR`, clusters take
+    ``palette[cluster % len(palette)]`` of
+    :func:`~workbench.widgets._common.categorical_palette`.
+    """
+    if cluster < 0:
+        return NOISE_COLOR
+    palette = categorical_palette()
+    return palette[cluster % len(palette)]
+
+
+def _padded(values: pl.Series) -> tuple[float, float]:
+    """The scale domain of one map axis: the data extent widened by :data:`MAP_PADDING`."""
+    v = values.to_numpy()
+    lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+    pad = (hi - lo) * MAP_PADDING or 1.0
+    return lo - pad, hi + pad
 
 
 @contextlib.contextmanager
@@ -55,14 +133,21 @@ class ClusterExplorer(widgets.VBox):
     metadata : polars.DataFrame, optional
         Metadata with a ``key`` or ``id`` column, instead of a store.
     text : str
-        Column shown on hover.
+        Column shown on hover (also offered for colouring when it has few distinct values).
     height : int
         Map height in pixels.
+    max_categories : int
+        Text, boolean and integer metadata columns with at most this many distinct values are
+        coloured as categories (digit labels get ten colours, not a 0-9 gradient); text
+        columns with more are free text and not offered; other numbers get a gradient.
 
     Attributes
     ----------
     selection : polars.DataFrame
         The selected points (``id``, cluster columns and metadata), for going back to code.
+    scatter : jscatter.Scatter
+        The map. Clusters are coloured in number order with a fixed colour per number
+        (:func:`cluster_color`, noise light grey) and labelled by :func:`cluster_label`.
     """
 
     color_by = traitlets.Unicode("cluster")
@@ -73,7 +158,7 @@ class ClusterExplorer(widgets.VBox):
 
     def __init__(self, result: ClusterResult, *, store: Store | None = None,
                  metadata: pl.DataFrame | None = None, text: str = "text",
-                 height: int = 520) -> None:
+                 height: int = 520, max_categories: int = 20) -> None:
         if result.layout is None:
             raise InvalidInputError("result: has no 2-D layout; cluster with layout='umap'")
         self.result = result
@@ -83,23 +168,31 @@ class ClusterExplorer(widgets.VBox):
         self._frame = self._join(result, metadata)
         # Metadata aligned to the points once: re-clustering keeps the points and their order.
         self._extra = self._frame.drop(result.to_frame().columns)
+        # Metadata colouring is fixed by the points, so it is worked out once: the categories
+        # of each categorical column (in order) or a gradient (absent from the dict). The
+        # text= column is offered like any other: free text has too many values to colour.
+        meta = [c for c in self._extra.columns
+                if can_color(self._extra.get_column(c), max_categories=max_categories)]
+        self._categories: dict[str, list[str]] = {}
+        for c in meta:
+            order = category_order(self._extra.get_column(c), max_categories=max_categories)
+            if order is not None:
+                self._categories[c] = order
+        colourable = ["cluster", *meta, "probability", "outlier_score"]
         with _quiet():
             from jscatter import Scatter
 
             self.scatter = Scatter(data=self._scatter_frame(), x="x", y="y",
-                                   color_by="cluster", height=height, legend=True)
+                                   x_scale=_padded(self._frame.get_column("x")),
+                                   y_scale=_padded(self._frame.get_column("y")),
+                                   height=height, legend=True, legend_position="top-right")
+            self._apply_color("cluster")
             preview = text if text in self._frame.columns else None
             self.scatter.tooltip(True, properties=["color"], preview=preview)
         params = result.params.get("clusterer") or {}
         self.min_cluster_size = int(params.get("min_cluster_size", 10) or 10)
         self.min_samples = int(params.get("min_samples", 5) or 5)
         self.selection_method = str(params.get("cluster_selection_method") or "eom")
-        colourable = ["cluster"] + [
-            c for c, t in self._frame.schema.items()
-            if c not in ("key", "id", "x", "y", "cluster", "name", "probability", "outlier_score",
-                         text)
-            and (t.is_numeric() or t in (pl.Utf8, pl.Categorical, pl.Boolean))
-        ] + ["probability", "outlier_score"]
         self._color = widgets.Dropdown(options=colourable, value="cluster",
                                        description="colour by")
         traitlets.link((self._color, "value"), (self, "color_by"))
@@ -151,13 +244,32 @@ class ClusterExplorer(widgets.VBox):
         extra = [c for c in meta.columns if c not in pts.columns or c == on]
         return pts.join(meta.select(extra), on=on, how="left", maintain_order="left")
 
-    def _scatter_frame(self) -> pl.DataFrame:
+    def _cluster_categories(self) -> tuple[list[int], list[str], list[str]]:
+        """Cluster numbers, labels and colours in number order; noise (``-1``) last."""
+        clusters = self.result.clusters.sort("cluster")
+        numbers = clusters.get_column("cluster").to_list()
+        names = clusters.get_column("name").to_list()
+        if (self._frame.get_column("cluster") < 0).any():
+            numbers.append(-1)
+            names.append(None)
+        labels = [cluster_label(c, n) for c, n in zip(numbers, names, strict=True)]
+        return numbers, labels, [cluster_color(c) for c in numbers]
+
+    def _scatter_frame(self) -> pd.DataFrame:
+        """The map's data: ``cluster`` as labels and categorical columns as ordered categories.
+
+        A pandas frame because jupyter-scatter re-sorts the categories of an Arrow (polars)
+        frame as text; an ordered pandas categorical keeps the colour codes, the colours and
+        the legend in the order given here.
+        """
         f = self._frame
-        names = f.get_column("name").fill_null("noise")
-        return f.with_columns(
-            pl.when(pl.col("cluster") < 0).then(pl.lit("noise"))
-            .otherwise(pl.col("cluster").cast(pl.Utf8) + ": " + names).alias("cluster")
-        )
+        numbers, labels, _ = self._cluster_categories()
+        cluster = f.get_column("cluster").clip(lower_bound=-1).replace_strict(
+            numbers, labels, return_dtype=pl.Utf8)
+        columns = [as_categories(cluster, labels).alias("cluster")]
+        columns += [as_categories(f.get_column(c), order).alias(c)
+                    for c, order in self._categories.items()]
+        return f.with_columns(columns).to_pandas()
 
     # ------------------------------------------------------------------ actions
     @property
@@ -193,7 +305,7 @@ class ClusterExplorer(widgets.VBox):
         self._frame = pl.concat([new.to_frame(), self._extra], how="horizontal")
         with _quiet():
             self.scatter.data(self._scatter_frame())
-            self._on_color({"new": self.color_by})
+            self._apply_color(self.color_by)
         self._render_side()
         secs = new.params["seconds"]["recluster"]
         self.status = f"{new.clusters.height} clusters ({secs:.2f} s)"
@@ -210,7 +322,20 @@ class ClusterExplorer(widgets.VBox):
 
     def _on_color(self, change: dict[str, Any]) -> None:
         with _quiet():
-            self.scatter.color(by=change["new"])
+            self._apply_color(change["new"])
+
+    def _apply_color(self, by: str) -> None:
+        # Colours are always passed explicitly, one per category in code order: jscatter
+        # otherwise keeps the previous column's map (or picks one by category count, which
+        # recolours every cluster when the count changes).
+        if by == "cluster":
+            _, _, colors = self._cluster_categories()
+        elif by in self._categories:
+            colors = category_colors(self._categories[by])
+        else:
+            self.scatter.color(by=by, map="viridis", norm=None, order=None)
+            return
+        self.scatter.color(by=by, map=colors, order=None)
 
     def _render_side(self) -> None:
         m = self.result.metrics
@@ -232,8 +357,9 @@ class ClusterExplorer(widgets.VBox):
             f"trustworthiness and the share of each point's {m.k} nearest neighbours kept in "
             "the map say by how much.</div>"
         )
+        # The number has its own column: the name without the "9: " automatic names start with.
         body = "".join(
-            f"<tr><td>{c}</td><td>{esc(name)}</td><td>{size}</td>"
+            f"<tr><td>{c}</td><td>{esc(name.removeprefix(f'{c}: '))}</td><td>{size}</td>"
             f"<td>{esc(', '.join(kw[:8]))}</td></tr>"
             for c, name, size, kw in self.result.clusters.select(
                 "cluster", "name", "size", "keywords").iter_rows()

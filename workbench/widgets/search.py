@@ -24,6 +24,11 @@ _CSS = """<style>
 .wb-meta{color:#5b6675;margin-left:.5em}
 </style>"""
 
+#: Width of a row's "More like this" button. It is also its minimum width and the button
+#: neither grows nor shrinks: in a flex row next to a long paragraph, a shrinkable button
+#: is squeezed down to "M…".
+MORE_WIDTH = "9em"
+
 
 class SearchPanel(widgets.VBox):
     """Search a store from a notebook.
@@ -31,7 +36,8 @@ class SearchPanel(widgets.VBox):
     A text box (Enter or the button runs the search), k, one filter per metadata column
     (dropdowns for categorical, range sliders for numeric and date columns), the results with
     their distance and metadata (all text escaped), a "more like this" button per row (one
-    :meth:`Store.recommend` call) and the query time.
+    :meth:`Store.recommend` call) and the query time with the filters that applied. The
+    filters' title counts the filters with a value set (``Filters (2)``).
 
     The view state is in traits (``query``, ``k``, ``status``) and the last result frame in
     ``results``; set traits and call :meth:`search` to drive it from code or tests.
@@ -79,12 +85,15 @@ class SearchPanel(widgets.VBox):
         self._button.on_click(lambda _: self.search())
         self._text.observe(self._on_submit, names="value")
         filter_box = widgets.VBox([f.widget for f in self.filters])
-        accordion = widgets.Accordion(children=[filter_box])
-        accordion.set_title(0, f"Filters ({len(self.filters)})")
+        self._accordion = widgets.Accordion(children=[filter_box])
+        self._accordion.add_class("wb-filters")
+        for f in self.filters:
+            f.widget.observe(lambda _: self._on_filter(), names="value")
+        self._on_filter()
         super().__init__([
             widgets.HTML(_CSS),
             widgets.HBox([self._text, self._k, self._button]),
-            accordion,
+            self._accordion,
             self._status,
             self._rows,
         ])
@@ -98,6 +107,10 @@ class SearchPanel(widgets.VBox):
                 return f.widget
         raise KeyError(f"column: no filter for {column!r}; filters: "
                        f"{[f.column for f in self.filters]}")
+
+    def active_filters(self) -> list[str]:
+        """The filters with a value set, as plain text (``["lang: en", "score: 0.4–0.9"]``)."""
+        return [d for f in self.filters if (d := f.describe()) is not None]
 
     def where(self) -> pl.Expr | None:
         """The combined filter expression of the active controls."""
@@ -118,6 +131,10 @@ class SearchPanel(widgets.VBox):
         return self._run(lambda: self.store.recommend([id], k=self.k, where=self.where()),
                          label=f"more like {id}")
 
+    def _on_filter(self) -> None:
+        n = len(self.active_filters())
+        self._accordion.set_title(0, f"Filters ({n})" if n else "Filters")
+
     def _on_submit(self, change: dict[str, Any]) -> None:
         if change["new"].strip():
             self.search()
@@ -133,7 +150,10 @@ class SearchPanel(widgets.VBox):
         self.elapsed = time.perf_counter() - t0
         self.results = res
         self.status = f"{res.height} results for {label} in {self.elapsed * 1000:.1f} ms"
-        self._status.value = esc(self.status)
+        active = self.active_filters()
+        if active:
+            self.status += "; filters: " + "; ".join(active)
+        self._status.value = esc(self.status, 2000)
         self._rows.children = [self._row(r) for r in res.iter_rows(named=True)]
         return res
 
@@ -146,9 +166,14 @@ class SearchPanel(widgets.VBox):
             f"{esc(row.get(self.text_column, ''), 400)}"
             f"<span class='wb-meta'>{' · '.join(meta)}</span></div>"
         )
-        more = widgets.Button(description="More like this", layout=widgets.Layout(width="9em"))
+        more = widgets.Button(description="More like this",
+                              layout=widgets.Layout(width=MORE_WIDTH, min_width=MORE_WIDTH,
+                                                    flex="0 0 auto"))
         rid = str(row["id"])
         more.on_click(lambda _: self.more_like(rid))
-        box = widgets.HBox([more, widgets.HTML(body)])
+        # The text takes the rest of the row and wraps (min_width 0 lets it shrink below its
+        # longest line instead of pushing the button).
+        text = widgets.HTML(body, layout=widgets.Layout(flex="1 1 0%", min_width="0"))
+        box = widgets.HBox([more, text])
         box.add_class("wb-result-row")
         return box
