@@ -194,9 +194,10 @@ def filter_frame(
         return df.filter(where)
     except pl.exceptions.ColumnNotFoundError as exc:
         cols = [c for c in df.columns if c not in hidden]
+        # polars' own line lists every column, internal ones too: keep only its first clause
+        reason = str(exc).splitlines()[0].split("; valid columns")[0]
         raise MissingColumnError(
-            f"where: names a column the {what} does not have ({str(exc).splitlines()[0]}); "
-            f"columns are {cols}"
+            f"where: names a column the {what} does not have ({reason}); columns are {cols}"
         ) from exc
     except pl.exceptions.PolarsError as exc:
         raise InvalidInputError(f"where: could not be evaluated on the metadata: {exc}") from exc

@@ -1,40 +1,26 @@
-"""Command line: ``workbench demo``, ``workbench info PATH``, ``workbench notebooks``."""
+"""``workbench demo``, ``info`` and ``notebooks``: the demo store, reports and notebooks."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
-import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
 
-DEMO_QUERIES = (
-    "read a text file line by line",
-    "sort a list of records by a key function",
-    "what happens to an exception raised inside a finally clause",
-    "match a regular expression and extract named groups",
-    "run work in parallel threads and protect shared state with a lock",
-)
+from ..errors import InvalidInputError
+from ._common import DEMO_QUERIES, _embedder
 
 
-def _embedder(name: str, cache: Path):  # noqa: ANN202 - returns an Embedder
-    from .embed import Hashing, MiniLM
-
-    if name == "hashing":
-        return Hashing(dim=384, cache=cache)
-    return MiniLM(cache=cache)
-
-
+# ------------------------------------------------------------------------------------ demo
 def build_demo_store(path: Path, *, limit: int | None, embedder_name: str, cache: Path,
                      progress: bool = True):  # noqa: ANN201 - returns a Store
     """Create or bring up to date the demo store from :func:`workbench.datasets.python_docs`."""
-    from .datasets import python_docs
-    from .errors import ModelMismatchError
-    from .store import Store
+    from ..datasets import python_docs
+    from ..errors import ModelMismatchError
+    from ..store import Store
 
     docs = python_docs(limit=limit)
     emb = _embedder(embedder_name, cache)
@@ -58,10 +44,34 @@ def build_demo_store(path: Path, *, limit: int | None, embedder_name: str, cache
     return store
 
 
+def _notebook_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--notebooks: no such folder: {folder.resolve()}")
+    files = sorted(folder.glob("*.ipynb"))
+    if not files:
+        raise InvalidInputError(f"--notebooks: no .ipynb files in {folder.resolve()}")
+    return files
+
+
 def demo(args: argparse.Namespace) -> int:
-    """Build the demo store, run searches and write ``reports/index.html``."""
-    from .analysis.search import evaluate_ann
-    from .reports import Section, figure_html, frame_table, store_summary, write_report
+    """Build the demo store, run searches and write ``reports/index.html``.
+
+    The store holds paragraphs of the Python documentation (embedded once, then cached). The
+    report shows searches, a filtered search, an ANN recall sweep and timings, and links the
+    notebooks executed from --notebooks (skipped, with a note, when that folder is missing).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``workbench demo``.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
+    from ..analysis.search import evaluate_ann
+    from ..reports import Section, figure_html, frame_table, store_summary, write_report
 
     t0 = time.perf_counter()
     # Notebook kernels run in notebooks/: give them the same cache, as an absolute path.
@@ -101,10 +111,18 @@ def demo(args: argparse.Namespace) -> int:
         })),
     ))
     nb_dir = Path(args.notebooks)
-    if not args.no_notebooks and nb_dir.is_dir():
+    if args.no_notebooks:
+        pass
+    elif not nb_dir.is_dir() or not any(nb_dir.glob("*.ipynb")):
+        why = "is missing" if not nb_dir.is_dir() else "has no .ipynb files"
+        note = (f"notebooks skipped: the folder {nb_dir.resolve()} {why} (run from the "
+                "repository root, pass --notebooks DIR, or --no-notebooks)")
+        print(note)
+        sections.append(Section("Notebooks (not executed)", "", note=note))
+    else:
         import html as _html
 
-        from .notebooks import run_notebooks
+        from ..notebooks import run_notebooks
 
         done = run_notebooks(nb_dir, reports / "notebooks")
         links = "".join(
@@ -122,8 +140,19 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def info(args: argparse.Namespace) -> int:
-    """Print a store's summary."""
-    from .store import Store
+    """Print a store's summary: rows, dimension, metric, model, generation and segments.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``workbench info``.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
+    from ..store import Store
 
     with Store.open(args.path, readonly=True, verify=not args.fast) as store:
         print(store)
@@ -132,39 +161,23 @@ def info(args: argparse.Namespace) -> int:
 
 
 def notebooks(args: argparse.Namespace) -> int:
-    """Execute the notebooks into the reports folder."""
-    from .notebooks import run_notebooks
+    """Execute the notebooks into the reports folder, as HTML.
 
-    print(run_notebooks(Path(args.notebooks), Path(args.reports) / "notebooks"))
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``workbench notebooks``.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+    """
+    from ..notebooks import run_notebooks
+
+    folder = Path(args.notebooks)
+    _notebook_files(folder)
+    print(run_notebooks(folder, Path(args.reports) / "notebooks"))
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``workbench`` command."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    parser = argparse.ArgumentParser(prog="workbench", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("demo", help="build the demo store, search it, write HTML reports")
-    p.add_argument("--store", default="data/stores/demo")
-    p.add_argument("--reports", default="reports")
-    p.add_argument("--cache", default=os.environ.get("WORKBENCH_CACHE_DIR", "data/cache"))
-    p.add_argument("--limit", type=int, default=2000, help="paragraphs to index (0 = all)")
-    p.add_argument("--embedder", choices=("minilm", "hashing"), default="minilm")
-    p.add_argument("--notebooks", default="notebooks")
-    p.add_argument("--no-notebooks", action="store_true")
-    p.set_defaults(func=demo)
-    p = sub.add_parser("info", help="summarise a store")
-    p.add_argument("path")
-    p.add_argument("--fast", action="store_true", help="skip checksum verification")
-    p.set_defaults(func=info)
-    p = sub.add_parser("notebooks", help="execute notebooks/ into reports/notebooks")
-    p.add_argument("--notebooks", default="notebooks")
-    p.add_argument("--reports", default="reports")
-    p.set_defaults(func=notebooks)
-    args = parser.parse_args(argv)
-    return int(args.func(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

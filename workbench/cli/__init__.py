@@ -1,0 +1,197 @@
+"""The workbench command: ingest files into a store, search it, cluster it, run the demo.
+
+Progress bars go to stderr and results to stdout. Bad input (a missing file or column, an unknown
+store, a --where expression that does not parse) ends with one line "workbench: error: <message>"
+on stderr and exit status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .. import __version__
+from ._common import (
+    EXIT_BROKEN_PIPE,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    MODELS,
+    USER_ERRORS,
+    _describe,
+    _message,
+    _positive_int,
+)
+from .demo import demo, info, notebooks
+from .jobs import cluster, ingest, search
+
+__all__ = ["build_parser", "main"]
+
+
+# ------------------------------------------------------------------------------------ parser
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written (plain text already wrapped by _describe), wider options."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+
+def _subcommand(sub: Any, name: str, func: Callable[[argparse.Namespace], int], *,
+                help: str, epilog: str | None = None) -> argparse.ArgumentParser:  # noqa: A002
+    p = sub.add_parser(name, help=help, description=_describe(func.__doc__), epilog=epilog,
+                       formatter_class=_Formatter)
+    p.set_defaults(func=func)
+    return p
+
+
+def _add_progress(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="do not draw progress bars on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``workbench`` command, with every subcommand.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Parsed arguments carry ``func``, the subcommand's function.
+    """
+    parser = argparse.ArgumentParser(
+        prog="workbench", description=_describe(__doc__),
+        formatter_class=_Formatter,
+        epilog="Run 'workbench COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
+                        help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = _subcommand(sub, "ingest", ingest, help="embed a Parquet/CSV/JSONL file into a store",
+                    epilog="example:\n  workbench ingest --store data/stores/docs "
+                           "--input docs.parquet --text body --id doc_id")
+    p.add_argument("--store", required=True, metavar="PATH",
+                   help="store folder; created when it does not exist")
+    p.add_argument("--input", required=True, metavar="FILE",
+                   help="rows to add: a .parquet, .csv or .jsonl (.ndjson) file")
+    p.add_argument("--text", required=True, metavar="COL", help="the column to embed")
+    p.add_argument("--id", metavar="COL",
+                   help="column of unique row ids, used to skip rows already in the store "
+                        "(default: 'id')")
+    p.add_argument("--model", choices=MODELS,
+                   help="embedder of a new store (default: minilm); for an existing store it "
+                        "must match the store's (default: the store's)")
+    p.add_argument("--batch", type=_positive_int, default=10_000, metavar="N",
+                   help="rows per commit; an interrupted run keeps the committed batches "
+                        "(default: %(default)s)")
+    p.add_argument("--cache", metavar="DIR",
+                   help="embedding cache folder (default: $WORKBENCH_CACHE_DIR or "
+                        "~/.cache/workbench)")
+    _add_progress(p)
+
+    p = _subcommand(sub, "search", search, help="nearest rows of a store to a text query",
+                    epilog="examples:\n  workbench search --store data/stores/demo "
+                           "\"read a file line by line\" -k 5\n"
+                           "  workbench search --store data/stores/demo \"sort a list\" "
+                           "--where \"kind = 'function'\" --json")
+    p.add_argument("query", help="the text to search for")
+    p.add_argument("--store", required=True, metavar="PATH", help="store folder")
+    p.add_argument("-k", type=_positive_int, default=10, metavar="N",
+                   help="number of results (default: %(default)s)")
+    p.add_argument("--where", metavar="EXPR",
+                   help="SQL filter over the metadata, e.g. \"lang = 'en' AND year > 2020\"")
+    p.add_argument("--text", metavar="COL",
+                   help="column shown in the table (default: 'text', else the first string "
+                        "column)")
+    p.add_argument("--json", action="store_true",
+                   help="print one JSON object per result (id, distance, key, metadata)")
+
+    p = _subcommand(sub, "cluster", cluster, help="cluster a store, write clusters to Parquet",
+                    epilog="example:\n  workbench cluster --store data/stores/demo "
+                           "--out reports/clusters.parquet --min-cluster-size 20")
+    p.add_argument("--store", required=True, metavar="PATH", help="store folder")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="Parquet file to write, one row per clustered store row")
+    p.add_argument("--min-cluster-size", type=_positive_int, metavar="N",
+                   help="HDBSCAN's smallest cluster (default: max(10, sqrt(rows) / 2))")
+    p.add_argument("--min-samples", type=_positive_int, metavar="N",
+                   help="HDBSCAN's density neighbourhood (default: 5)")
+    p.add_argument("--text", metavar="COL",
+                   help="text column for the keywords (default: 'text', else the first string "
+                        "column)")
+    p.add_argument("--where", metavar="EXPR", help="cluster only the rows matching this SQL filter")
+    p.add_argument("--reducer", choices=("umap", "pca", "none"), default="umap",
+                   help="reduction before clustering (default: %(default)s)")
+    p.add_argument("--layout", choices=("umap", "pca", "none"), default="umap",
+                   help="2-D map written to x, y (default: %(default)s)")
+    p.add_argument("--random-state", type=int, default=0, metavar="SEED",
+                   help="seed of UMAP and PCA (default: %(default)s)")
+    p.add_argument("--show", type=_positive_int, default=20, metavar="N",
+                   help="largest clusters to print (default: %(default)s)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not cache reductions in the store's cache/cluster folder")
+    _add_progress(p)
+
+    p = _subcommand(sub, "demo", demo,
+                    help="build the demo store, search it, write HTML reports")
+    p.add_argument("--store", default="data/stores/demo", metavar="PATH",
+                   help="demo store folder (default: %(default)s)")
+    p.add_argument("--reports", default="reports", metavar="DIR",
+                   help="report folder (default: %(default)s)")
+    p.add_argument("--cache", default=os.environ.get("WORKBENCH_CACHE_DIR", "data/cache"),
+                   metavar="DIR", help="embedding cache folder (default: %(default)s)")
+    p.add_argument("--limit", type=int, default=2000, metavar="N",
+                   help="paragraphs to index, 0 for all (default: %(default)s)")
+    p.add_argument("--embedder", choices=MODELS, default="minilm",
+                   help="embedding model (default: %(default)s)")
+    p.add_argument("--notebooks", default="notebooks", metavar="DIR",
+                   help="notebooks to execute into the report (default: %(default)s)")
+    p.add_argument("--no-notebooks", action="store_true", help="do not execute the notebooks")
+
+    p = _subcommand(sub, "info", info, help="summarise a store")
+    p.add_argument("path", metavar="PATH", help="store folder")
+    p.add_argument("--fast", action="store_true",
+                   help="skip checksum verification (only for files you trust)")
+
+    p = _subcommand(sub, "notebooks", notebooks,
+                    help="execute notebooks/ into reports/notebooks")
+    p.add_argument("--notebooks", default="notebooks", metavar="DIR",
+                   help="folder of .ipynb files (default: %(default)s)")
+    p.add_argument("--reports", default="reports", metavar="DIR",
+                   help="report folder; notebooks go to its notebooks/ (default: %(default)s)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``workbench`` command.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments, without the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status: 0, 2 after bad input (one line on stderr), 130 after Ctrl-C, 141
+        when stdout was closed early.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("workbench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader has gone: say nothing, and keep the interpreter's final flush of stdout
+        # from raising again at exit (the recipe of Python's signal module documentation).
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except USER_ERRORS as exc:
+        print(f"workbench: error: {_message(exc)}", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,251 @@
+"""``workbench ingest``, ``search`` and ``cluster``: the headless jobs."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+
+from ..errors import InvalidInputError, MissingColumnError, NotAStoreError
+from ._common import _check_column, _embedder, _fit, _read_table, _text_column, _where
+
+
+# ------------------------------------------------------------------------------------ ingest
+def _ingest_embedder(path: Path, model: str | None, cache: bool | str | Path):  # noqa: ANN202
+    """The embedder named by --model; by default the store's own (MiniLM for a new store)."""
+    from ..embed import Fingerprint, from_fingerprint
+    from ..store.manifest import list_generations, manifest_path, read_manifest
+
+    if model is not None:
+        return _embedder(model, cache)
+    gens = list_generations(path) if path.is_dir() else []
+    if not gens:
+        return _embedder("minilm", cache)
+    recorded = read_manifest(manifest_path(path, gens[0])).model
+    return from_fingerprint(Fingerprint.from_dict(recorded), cache=cache) if recorded else None
+
+
+def ingest(args: argparse.Namespace) -> int:
+    """Embed the rows of a Parquet, CSV or JSON-lines file into a store.
+
+    The store is created when it does not exist yet (with the embedder of --model, MiniLM by
+    default) and appended to otherwise. Rows whose id is already in the store are skipped, and
+    every --batch rows are one commit, so running the same command again after an interruption
+    resumes where it stopped; the embeddings computed so far are in the embedding cache. All
+    columns of the file are stored as metadata.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``workbench ingest``.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+
+    Raises
+    ------
+    FileNotFoundError
+        The input file does not exist.
+    InvalidInputError
+        Unknown file type, null or repeated ids, a text column that is not all strings.
+    MissingColumnError
+        The file lacks the --text or --id column.
+    ModelMismatchError
+        --model differs from the model of an existing store.
+    """
+    from ..store import Store
+
+    t0 = time.perf_counter()
+    path = Path(args.store)
+    df = _read_table(args.input)
+    what = f"the file {args.input}"
+    text = _check_column(df.columns, args.text, option="--text", what=what)
+    texts = df.get_column(text)
+    if texts.dtype != pl.Utf8 or texts.null_count():
+        raise InvalidInputError(
+            f"--text: expected column {text!r} of {args.input} to hold strings without nulls, "
+            f"got {texts.dtype} with {texts.null_count()} null(s)"
+        )
+    if args.id is None and "id" not in df.columns:
+        raise MissingColumnError(
+            f"--id: the file {args.input} has no 'id' column; name its id column with --id COL "
+            f"(columns are {df.columns}), so that a re-run can skip the rows already ingested"
+        )
+    id_col = _check_column(df.columns, args.id or "id", option="--id", what=what)
+    ids = df.get_column(id_col).cast(pl.Utf8)
+    if ids.null_count():
+        raise InvalidInputError(f"--id: column {id_col!r} of {args.input} has "
+                                f"{ids.null_count()} null id(s)")
+    repeated = ids.filter(ids.is_duplicated()).unique(maintain_order=True)
+    if repeated.len():
+        shown = ", ".join(repr(i) for i in repeated.head(5).to_list())
+        raise InvalidInputError(f"--id: column {id_col!r} of {args.input} repeats "
+                                f"{repeated.len()} id(s): {shown}")
+    df = df.with_columns(ids)
+
+    embedder = _ingest_embedder(path, args.model, args.cache or True)
+    existed = path.exists()
+    try:
+        store = Store.open(path, embedder=embedder)
+        created = False
+    except NotAStoreError:  # no store there yet
+        store = Store.create(path, embedder=embedder)
+        created = True
+    added = 0
+    try:
+        with store:
+            have = store.scan().select("id").collect().get_column("id")
+            fresh = df.filter(~pl.col(id_col).is_in(have.implode()))
+            for start in range(0, fresh.height, args.batch):
+                part = fresh.slice(start, args.batch)
+                store.add(part, text=text, id=id_col, progress=args.progress)
+                added += part.height
+            size = len(store)
+    except KeyboardInterrupt:
+        print(f"interrupted: the {added:,} rows added so far are kept; run the same command "
+              "again to resume", file=sys.stderr)
+        raise
+    except BaseException:
+        if created and not existed and added == 0:
+            shutil.rmtree(path, ignore_errors=True)  # leave no empty store behind
+        raise
+    seconds = time.perf_counter() - t0
+    print(f"added {added:,} rows, skipped {df.height - fresh.height:,} already in the store; "
+          f"{path} holds {size:,} rows ({seconds:.1f} s)")
+    return 0
+
+
+# ------------------------------------------------------------------------------------ search
+def _hits_table(hits: pl.DataFrame, text: str | None, width: int) -> str:
+    """Hits as aligned lines ``id  distance  text``, the text cut to `width` columns."""
+    ids = [" ".join(str(i).split()) for i in hits.get_column("id").to_list()]
+    idw = min(max(2, *(len(i) for i in ids)), max(8, width * 2 // 5))
+    head = f"{'id':<{idw}}  {'distance':>8}"
+    textw = width - len(head) - 2
+    if text is not None:
+        head += f"  {_fit(text, textw)}"
+    lines = [head]
+    values = hits.get_column(text).to_list() if text is not None else [None] * len(ids)
+    for i, d, t in zip(ids, hits.get_column("distance").to_list(), values, strict=True):
+        line = f"{_fit(i, idw):<{idw}}  {d:>8.4f}"
+        if text is not None:
+            line += f"  {_fit('' if t is None else t, textw)}"
+        lines.append(line.rstrip())
+    lines.insert(1, "-" * max(len(line) for line in lines))
+    return "\n".join(lines)
+
+
+def search(args: argparse.Namespace) -> int:
+    """Search a store for the rows nearest to a text query.
+
+    The query is embedded with the store's own model. --where filters the rows first with a
+    SQL expression over the metadata columns (parsed by polars, so "lang = 'en' AND year >
+    2020" works). The store is opened read-only, so searches never wait for a writer.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``workbench search``.
+
+    Returns
+    -------
+    int
+        The exit status, 0 (also when nothing matches).
+
+    Raises
+    ------
+    NotAStoreError
+        --store is not a store.
+    InvalidInputError
+        --where does not parse or names a missing column; an empty query.
+    """
+    from ..store import Store
+
+    where = _where(args.where)
+    with Store.open(args.store, readonly=True) as store:
+        text = _text_column(store.scan().collect_schema(), args.text, what="the store")
+        n = len(store)
+        if n == 0:
+            hits = pl.DataFrame(schema={"id": pl.Utf8, "distance": pl.Float32})
+        else:
+            hits = store.search(args.query, k=args.k if where is not None else min(args.k, n),
+                                where=where).drop("query")
+    if args.json:
+        if hits.height:
+            sys.stdout.write(hits.write_ndjson())
+    elif hits.height == 0:
+        print("no results" + (" (the store is empty)" if n == 0 else " match --where"))
+    else:
+        print(_hits_table(hits, text, shutil.get_terminal_size((100, 24)).columns))
+    return 0
+
+
+# ------------------------------------------------------------------------------------ cluster
+def cluster(args: argparse.Namespace) -> int:
+    """Cluster a store's vectors and write one row per point to a Parquet file.
+
+    Runs workbench.cluster: a reduction (UMAP by default), HDBSCAN and a 2-D layout. The file
+    holds key, id, cluster (-1 is noise), probability, outlier_score, x, y and the cluster's
+    name, and joins with the store on key or id. Prints the number of clusters, the share of
+    noise and each cluster's top keywords (from --text). Reductions are cached in the store's
+    folder, so a re-run with another --min-cluster-size is fast.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``workbench cluster``.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+
+    Raises
+    ------
+    NotAStoreError
+        --store is not a store.
+    InvalidInputError
+        Too few rows, bad HDBSCAN settings, a --where that does not parse.
+    MissingColumnError
+        --text or --where names a missing column.
+    """
+    from ..analysis import cluster as run_cluster
+    from ..store import Store
+
+    where = _where(args.where)
+    out = Path(args.out)
+    presets = {"none": None}
+    with Store.open(args.store, readonly=True) as store:
+        text = _text_column(store.scan().collect_schema(), args.text, what="the store")
+        res = run_cluster(
+            store, reducer=presets.get(args.reducer, args.reducer),
+            layout=presets.get(args.layout, args.layout), where=where, text=text,
+            min_cluster_size=args.min_cluster_size, min_samples=args.min_samples,
+            cache=not args.no_cache, random_state=args.random_state, progress=args.progress,
+        )
+    frame = res.to_frame()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(out)
+    n, noise = frame.height, int((res.labels < 0).sum())
+    print(f"{res.clusters.height} clusters over {n:,} rows, noise {noise / n:.1%} "
+          f"({noise:,} rows)")
+    print(res.metrics.summary())
+    if res.clusters.height:
+        top = res.clusters.sort("size", descending=True).head(args.show)
+        width = shutil.get_terminal_size((100, 24)).columns
+        print(f"{'cluster':>7}  {'size':>6}  keywords")
+        for c, size, words in top.select("cluster", "size", "keywords").iter_rows():
+            shown = ", ".join(words[:8]) if words else "(no keywords: no --text column)"
+            print(f"{c:>7}  {size:>6,}  {_fit(shown, width - 17)}")
+        if res.clusters.height > top.height:
+            print(f"... {res.clusters.height - top.height} smaller clusters not shown (--show)")
+    print(f"wrote {out} ({n:,} rows: {', '.join(frame.columns)})")
+    return 0
+
+
