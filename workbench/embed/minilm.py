@@ -91,7 +91,7 @@ class MiniLM(BaseEmbedder):
                 raise MissingDependencyError(
                     "MiniLM needs sentence-transformers: pip install sentence-transformers"
                 ) from exc
-            self._model = SentenceTransformer(str(model_path()), device=self.device)
+            self._model = _quietly_load(SentenceTransformer, str(model_path()), self.device)
         return self._model
 
     def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
@@ -101,3 +101,22 @@ class MiniLM(BaseEmbedder):
             normalize_embeddings=True, convert_to_numpy=True,
         )
         return np.asarray(vecs, dtype=np.float32)
+
+
+def _quietly_load(factory: Any, path: str, device: str) -> Any:
+    """Build the model without transformers' "Loading weights 103/103" bar.
+
+    The bar comes from transformers' own tqdm while it reads the weights; it is a fixed cost
+    of every load and said nothing in notebook outputs. The switch is restored afterwards.
+    """
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover - sentence-transformers requires transformers
+        return factory(path, device=device)
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        return factory(path, device=device)
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
