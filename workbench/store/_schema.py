@@ -100,16 +100,10 @@ def evolve(
 
     `existing` holds the store's current metadata (for the int-to-float exactness check).
     """
-    out = dict(store_schema)
-    for name, dtype in new.schema.items():
-        have = out.get(name)
-        if have is None:
-            out[name] = dtype
-            continue
-        sup = widen(name, have, dtype)
-        if sup != have:
+    out = unified([store_schema, new.schema])
+    for name, sup in out.items():
+        if name in store_schema and name in new.columns and sup != store_schema[name]:
             check_exact(name, (existing, new), sup)
-        out[name] = sup
     return out
 
 

@@ -65,14 +65,18 @@ def _check_reserved(df: pl.DataFrame) -> None:
             raise InvalidInputError(f"data: column {col!r} is reserved by the store; rename it")
 
 
-def _id_values(df: pl.DataFrame, id: str) -> list[str]:  # noqa: A002
-    """The ids in column `id` as strings: present, without nulls or repeats."""
+def _split_ids(df: pl.DataFrame, id: str) -> tuple[list[str], pl.DataFrame]:  # noqa: A002
+    """The ids in column `id` as strings (present, without nulls or repeats) and `df` without
+    that column; a second ``id`` column beside ``id=`` is refused."""
     series = check_column(df, id, name="id")
     if series.null_count():
         raise InvalidInputError(f"id: expected no null ids in column {id!r}")
     ids = series.cast(pl.Utf8).to_list()
     check_unique(ids, name="id")
-    return ids
+    rest = df.drop(id)
+    if "id" in rest.columns:
+        raise InvalidInputError(f"data: has both an 'id' column and id={id!r}; drop one")
+    return ids, rest
 
 
 class WriteMixin:
@@ -168,10 +172,8 @@ class WriteMixin:
         self._check_writable()
         df = check_frame(data)
         check_storable(df)
-        ids = _id_values(df, id)
-        if id != "id" and "id" in df.columns:
-            raise InvalidInputError(f"data: has both an 'id' column and id={id!r}; drop one")
-        df = df.drop(id).with_columns(pl.Series("id", ids, dtype=pl.Utf8))
+        ids, df = _split_ids(df, id)
+        df = df.with_columns(pl.Series("id", ids, dtype=pl.Utf8))
         _check_reserved(df)
         if df.width == 1:
             raise InvalidInputError("data: expected columns to set besides the id column")
@@ -245,10 +247,7 @@ class WriteMixin:
         check_storable(df)
         ids: list[str] | None = None
         if id in df.columns or id != "id" or replace_existing:
-            ids = _id_values(df, id)  # absent default "id" on add: ids come from the keys
-            df = df.drop(id)
-            if "id" in df.columns:
-                raise InvalidInputError(f"data: has both an 'id' column and id={id!r}; drop one")
+            ids, df = _split_ids(df, id)  # absent default "id" on add: ids from the keys
         # Embedding (slow) happens before taking the write lock; the checks against the
         # store's rows happen under it, on the state the write is staged on.
         vecs, df = self._resolve_vectors(df, vectors=vectors, text=text, model=model,

@@ -43,11 +43,6 @@ class FileEntry:
     size: int
     crc32: str
 
-    @classmethod
-    def of(cls, path: Path) -> FileEntry:
-        """Entry for an existing file (size and CRC-32 read from disk)."""
-        return cls(name=path.name, size=path.stat().st_size, crc32=crc32_file(path))
-
 
 @dataclass(frozen=True)
 class SegmentEntry:

@@ -268,20 +268,25 @@ class Store(ReadMixin, WriteMixin):
                     f"generation: expected one of the kept generations {sorted(gens)}, "
                     f"got {generation}"
                 )
-            m = read_manifest(manifest_path(root, generation))
-            verify_files(root, m, checksums=verify)
-            return Snapshot.build(m, load_segments(root, m, reuse), check=True)
+            return Store._load_generation(root, generation, verify=verify, reuse=reuse)
         deadline = time.monotonic() + READ_RETRY_SECONDS
         while True:
             newest = require_store(root)[0]
             try:
-                m = read_manifest(manifest_path(root, newest))
-                verify_files(root, m, checksums=verify)
-                return Snapshot.build(m, load_segments(root, m, reuse), check=True)
+                return Store._load_generation(root, newest, verify=verify, reuse=reuse)
             except CorruptStoreError:
                 now = list_generations(root)
                 if not now or now[0] <= newest or time.monotonic() > deadline:
                     raise
+
+    @staticmethod
+    def _load_generation(
+        root: Path, generation: int, *, verify: bool,
+        reuse: Mapping[str, LoadedSegment] | None,
+    ) -> Snapshot:
+        m = read_manifest(manifest_path(root, generation))
+        verify_files(root, m, checksums=verify)
+        return Snapshot.build(m, load_segments(root, m, reuse), check=True)
 
     # ------------------------------------------------------------------ properties
     def _snap(self) -> Snapshot:
