@@ -9,9 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import WorkbenchError
+import polars as pl
 
-__all__ = ["EvalDataMissingError", "shared_data_dir", "shared_data_path"]
+from .errors import InvalidInputError, WorkbenchError
+
+__all__ = ["EvalDataMissingError", "shared_data_dir", "shared_data_path", "sts_pairs"]
 
 
 class EvalDataMissingError(WorkbenchError, FileNotFoundError):
@@ -51,3 +53,47 @@ def shared_data_path(*parts: str) -> Path:
     if not p.exists():
         raise EvalDataMissingError(f"shared data: expected {p}; not found")
     return p
+
+
+def sts_pairs(dataset: str, split: str) -> pl.DataFrame:
+    """Labelled sentence pairs of STS-B or SICK: ``a: str, b: str, score: f64``.
+
+    Parameters
+    ----------
+    dataset : {"stsb", "sick"}
+        STS-B (scores 0-5) or SICK (relatedness 1-5).
+    split : str
+        ``"train"``, ``"dev"``/``"trial"`` or ``"test"``.
+
+    Raises
+    ------
+    EvalDataMissingError
+        The file is absent.
+    InvalidInputError
+        An unknown dataset or split.
+    """
+    files = {
+        ("stsb", "train"): "sts-train.csv", ("stsb", "dev"): "sts-dev.csv",
+        ("stsb", "test"): "sts-test.csv", ("sick", "train"): "SICK_train.txt",
+        ("sick", "trial"): "SICK_trial.txt", ("sick", "test"): "SICK_test_annotated.txt",
+    }
+    if (dataset, split) not in files:
+        raise InvalidInputError(
+            f"dataset, split: expected one of {sorted(files)}, got {(dataset, split)}"
+        )
+    path = shared_data_path(dataset, files[(dataset, split)])
+    a: list[str] = []
+    b: list[str] = []
+    score: list[float] = []
+    # STS-B: genre, file, year, id, score, s1, s2 (some lines carry extra columns);
+    # SICK: pair_ID, sentence_A, sentence_B, relatedness, entailment (header optional)
+    col = (4, 5, 6) if dataset == "stsb" else (3, 1, 2)
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) <= max(col) or parts[0] == "pair_ID":
+                continue
+            score.append(float(parts[col[0]]))
+            a.append(parts[col[1]])
+            b.append(parts[col[2]])
+    return pl.DataFrame({"a": a, "b": b, "score": score})

@@ -4,11 +4,15 @@ Clustering: :func:`cluster` (UMAP + HDBSCAN + a 2-D UMAP map, keywords, quality 
 distortion measures), :func:`recluster` (new HDBSCAN settings on the cached reduction), and the
 editing verbs :func:`reassign_outliers`, :func:`merge_clusters`, :func:`rename_clusters`,
 :func:`apply_labels`.
+
+Deduplication: :func:`find_duplicates` (exact and near-duplicate groups from a cached kNN
+self-join), :func:`calibrate_threshold`, :func:`fit_blend`, :func:`apply_dedup`.
 """
 
 from __future__ import annotations
 
 from ._cache import CacheWriteWarning
+from ._dedup_text import DEFAULT_BLEND, DedupBlend, fit_blend
 from .cluster import (
     Clusterer,
     ClusterResult,
@@ -27,19 +31,30 @@ from .cluster_metrics import (
     silhouette,
     trustworthiness,
 )
+from .dedup import DedupResult, DedupWarning, find_duplicates
+from .dedup_review import Calibration, apply_dedup, calibrate_threshold
 from .keywords import KeywordsSkippedWarning, class_tfidf, cluster_keywords
 
 __all__ = [
+    "DEFAULT_BLEND",
     "CacheWriteWarning",
+    "Calibration",
     "ClusterMetrics",
     "ClusterResult",
     "Clusterer",
+    "DedupBlend",
+    "DedupResult",
+    "DedupWarning",
     "KeywordsSkippedWarning",
     "Reducer",
+    "apply_dedup",
     "apply_labels",
+    "calibrate_threshold",
     "class_tfidf",
     "cluster",
     "cluster_keywords",
+    "find_duplicates",
+    "fit_blend",
     "knn_preservation",
     "merge_clusters",
     "reassign_outliers",

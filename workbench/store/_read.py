@@ -166,46 +166,8 @@ class ReadMixin:
         factor = _rescore_factor(rescore, self.dtype)
         q = self.query_vectors(query)
         s = self._snap()  # one generation for the whole search, whatever commits meanwhile
-        nq = q.shape[0]
-        metric = self.metric
-        entries = s.manifest.segments
-        thr = s.manifest.index_params["exact_threshold"]
-        n_live = s.live.height
-        parts: list[tuple[NDArray[np.uint64], NDArray[np.float32]]] = []
-        if where is None:
-            if k > n_live:
-                raise InvalidInputError(
-                    f"k: expected at most {n_live} (the rows in the store), got {k}"
-                )
-            small = n_live <= thr
-            for entry in entries:
-                seg = s.segs[entry.id]
-                if exact or small or entry.live <= thr:
-                    parts.append(_search.segment_exact(seg, q, k, metric=metric))
-                else:
-                    parts.append(_search.segment_ann(seg, q, k, metric=metric,
-                                                     rescore_factor=factor))
-        else:
-            allowed = _filter(s, where)
-            if allowed.height == 0:
-                return _result_frame(s, np.zeros((nq, 0), np.uint64),
-                                     np.zeros((nq, 0), np.float32))
-            allowed_keys = np.sort(allowed.get_column("key").to_numpy())
-            counts = allowed.group_by("_seg").len()
-            for seg_ord, n_allowed in counts.iter_rows():
-                entry = entries[int(seg_ord)]
-                seg = s.segs[entry.id]
-                if exact or n_allowed <= thr or n_allowed * self.dim <= FILTER_EXACT_CELLS:
-                    rows = allowed.filter(pl.col("_seg") == seg_ord).get_column("_row")
-                    parts.append(_search.segment_exact(
-                        seg, q, k, metric=metric, rows=rows.to_numpy().astype(np.int64)
-                    ))
-                else:
-                    parts.append(_search.segment_ann(
-                        seg, q, k, metric=metric, allowed=allowed_keys, n_allowed=int(n_allowed),
-                        rescore_factor=factor,
-                    ))
-        keys, dist = parts[0] if len(parts) == 1 else _search.merge_topk(parts, k, nq)
+        allowed = None if where is None else _filter(s, where)
+        keys, dist = knn(s, q, k, allowed=allowed, exact=exact, rescore_factor=factor)
         return _result_frame(s, keys, dist)
 
     def recommend(
@@ -276,6 +238,61 @@ class ReadMixin:
         exclude = ~pl.col("id").is_in(pl.Series(pos + neg, dtype=pl.Utf8).implode())
         cond = exclude if where is None else (where & exclude)
         return self.search(profile.astype(np.float32), k=k, where=cond, rescore=rescore)
+
+
+def knn(
+    s: Snapshot,
+    q: NDArray[np.float32],
+    k: int,
+    *,
+    allowed: pl.DataFrame | None = None,
+    exact: bool = False,
+    rescore_factor: int = 0,
+) -> tuple[NDArray[np.uint64], NDArray[np.float32]]:
+    """Top-`k` keys and distances (``(nq, k)``, ``inf`` where fewer were found) of queries
+    `q` (float32, the store's dimension) over one snapshot.
+
+    `allowed` (live rows with ``key``, ``_seg``, ``_row``, e.g. from :func:`_filter`) restricts
+    the answers; without it `k` must not exceed the live rows.
+    """
+    nq = q.shape[0]
+    metric = s.manifest.metric
+    entries = s.manifest.segments
+    thr = s.manifest.index_params["exact_threshold"]
+    parts: list[tuple[NDArray[np.uint64], NDArray[np.float32]]] = []
+    if allowed is None:
+        n_live = s.live.height
+        if k > n_live:
+            raise InvalidInputError(
+                f"k: expected at most {n_live} (the rows in the store), got {k}"
+            )
+        small = n_live <= thr
+        for entry in entries:
+            seg = s.segs[entry.id]
+            if exact or small or entry.live <= thr:
+                parts.append(_search.segment_exact(seg, q, k, metric=metric))
+            else:
+                parts.append(_search.segment_ann(seg, q, k, metric=metric,
+                                                 rescore_factor=rescore_factor))
+    else:
+        if allowed.height == 0:
+            return np.zeros((nq, 0), np.uint64), np.zeros((nq, 0), np.float32)
+        allowed_keys = np.sort(allowed.get_column("key").to_numpy())
+        counts = allowed.group_by("_seg").len()
+        for seg_ord, n_allowed in counts.iter_rows():
+            entry = entries[int(seg_ord)]
+            seg = s.segs[entry.id]
+            if exact or n_allowed <= thr or n_allowed * s.manifest.dim <= FILTER_EXACT_CELLS:
+                rows = allowed.filter(pl.col("_seg") == seg_ord).get_column("_row")
+                parts.append(_search.segment_exact(
+                    seg, q, k, metric=metric, rows=rows.to_numpy().astype(np.int64)
+                ))
+            else:
+                parts.append(_search.segment_ann(
+                    seg, q, k, metric=metric, allowed=allowed_keys, n_allowed=int(n_allowed),
+                    rescore_factor=rescore_factor,
+                ))
+    return parts[0] if len(parts) == 1 else _search.merge_topk(parts, k, nq)
 
 
 def _rows_of(s: Snapshot, wanted: list[str], *, name: str = "ids") -> pl.DataFrame:

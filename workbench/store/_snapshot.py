@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from ..errors import CorruptStoreError, InvalidInputError
 from ._schema import unified
 from .manifest import SEGMENTS_DIR, Manifest
-from .segment import LoadedSegment, load_segment, read_meta, read_tombstones
+from .segment import LoadedSegment, _view_index, load_segment, read_meta, read_tombstones
 
 #: Internal columns of :attr:`Snapshot.live`: segment ordinal and row within the segment.
 HIDDEN = ("_seg", "_row")
@@ -132,3 +132,24 @@ def load_segments(
             params=manifest.index_params,
         )
     return segs
+
+
+def with_search_breadth(root: Path, s: Snapshot, expansion: int) -> Snapshot:
+    """`s` over private views of its index files searching with breadth `expansion`, so one
+    job (a dedup self-join) can search shallower or deeper without changing the handle's
+    setting under other threads. A segment whose file cannot be viewed again (collected
+    meanwhile) keeps the shared index."""
+    params = {**s.manifest.index_params, "expansion_search": int(expansion)}
+    seg_dir = root / SEGMENTS_DIR
+    segs: dict[str, LoadedSegment] = {}
+    for entry in s.manifest.segments:
+        seg = s.segs[entry.id]
+        try:
+            index = _view_index(seg_dir / entry.index.name, entry, dim=s.manifest.dim,
+                                metric=s.manifest.metric, dtype=s.manifest.dtype,
+                                params=params)
+        except CorruptStoreError:
+            segs[entry.id] = seg
+            continue
+        segs[entry.id] = replace(seg, index=index)
+    return replace(s, segs=MappingProxyType(segs))

@@ -1,0 +1,256 @@
+"""The kNN self-join behind deduplication: every selected row searched against the selection
+through the store's own HNSW index, in batches, cached beside the store and grown incrementally.
+
+The graph depends only on the selected keys (a key is never reused and its vector never
+changes), k, the search breadth and the index: it is cached under a digest of those, so a
+metadata-only commit (``apply_dedup`` writes columns) still hits it. A run log per parameter
+family (``runs.json``) remembers which generation each graph was built at, for ``only_new``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+from ..errors import InvalidInputError
+from ..store._atomic import write_atomic
+from ..store._read import _rescore_factor, knn
+from ..store._search import _isin_sorted
+from ..store._snapshot import Snapshot, with_search_breadth
+from ._cache import ArrayCache
+
+if TYPE_CHECKING:
+    from ..store import Store
+
+#: Queries per batch of the self-join: large enough for usearch to spread over the cores,
+#: small enough that one batch's results (batch x (k + 1) keys and distances) stay small.
+BATCH = 8192
+#: Bump when the meaning of a cached graph changes.
+GRAPH_VERSION = 1
+
+
+@dataclass(frozen=True)
+class KnnGraph:
+    """Neighbour lists of the selected rows.
+
+    ``keys`` (n,) sorted; ``nbr`` (n, k) neighbour keys and ``sim`` (n, k) similarities
+    (``1 - distance`` of the index, re-ranked with full-precision vectors for i8/b1), ``-inf``
+    where a row has fewer than k neighbours. ``searched`` is how many rows this run searched.
+    """
+
+    keys: NDArray[np.uint64]
+    nbr: NDArray[np.uint64]
+    sim: NDArray[np.float32]
+    generation: int
+    searched: int
+    cached: bool
+    base_generation: int | None = None
+
+
+def _digest(*parts: Any) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for p in parts:
+        h.update(p.tobytes() if isinstance(p, np.ndarray)
+                 else json.dumps(p, sort_keys=True, default=repr).encode())
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def family(store: Store, *, k: int, expansion: int, where: Any) -> str:
+    """What the graph's neighbours depend on besides the keys: one run log per value."""
+    m = store._manifest
+    return _digest(GRAPH_VERSION, k, expansion, m.metric, m.dtype, m.index_params,
+                   None if m.model is None else m.model.digest(),
+                   None if where is None else str(where))
+
+
+def _self_join(
+    s: Snapshot, rows: pl.DataFrame, allowed: pl.DataFrame | None, k: int, *,
+    progress: bool,
+) -> tuple[NDArray[np.uint64], NDArray[np.float32]]:
+    """Neighbour lists (k, self excluded) of `rows` (live rows with _seg/_row) within
+    `allowed` (None: all live rows)."""
+    from ..store._read import _gather
+
+    n = rows.height
+    nbr = np.zeros((n, k), dtype=np.uint64)
+    sim = np.full((n, k), -np.inf, dtype=np.float32)
+    if n == 0:
+        return nbr, sim
+    pool = s.live.height if allowed is None else allowed.height
+    kk = min(k + 1, pool)
+    factor = _rescore_factor(None, s.manifest.dtype)
+    qkeys = rows.get_column("key").to_numpy()
+    with tqdm(total=n, desc="dedup self-join", unit="row", disable=not progress) as bar:
+        for start in range(0, n, BATCH):
+            stop = min(start + BATCH, n)
+            q = _gather(s, rows.slice(start, stop - start))
+            keys, dist = knn(s, q, kk, allowed=allowed, rescore_factor=factor)
+            d = np.where(keys == qkeys[start:stop, None], np.inf, dist)
+            order = np.argsort(d, axis=1, kind="stable")[:, :k]
+            d = np.take_along_axis(d, order, axis=1)
+            got = np.take_along_axis(keys, order, axis=1)
+            w = got.shape[1]
+            nbr[start:stop, :w] = np.where(np.isfinite(d), got, 0)
+            sim[start:stop, :w] = np.where(np.isfinite(d), 1.0 - d, -np.inf)
+            bar.update(stop - start)
+    return nbr, sim
+
+
+class GraphCache:
+    """Cached graphs in ``<store>/cache/dedup`` (``folder=None``: no caching)."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self.arrays = ArrayCache(folder)
+
+    def load(self, name: str) -> tuple[NDArray[np.uint64], NDArray[np.uint64],
+                                       NDArray[np.float32]] | None:
+        parts = [self.arrays.load(f"{name}-{p}") for p in ("keys", "nbr", "sim")]
+        if any(p is None for p in parts):
+            return None
+        keys, nbr, sim = parts
+        assert keys is not None and nbr is not None and sim is not None
+        if (keys.dtype != np.uint64 or nbr.dtype != np.uint64 or sim.dtype != np.float32
+                or nbr.shape != sim.shape or nbr.shape[0] != keys.shape[0]):
+            return None
+        return keys, nbr, sim
+
+    def save(self, name: str, graph: KnnGraph, fam: str) -> None:
+        meta = {"generation": graph.generation, "family": fam}
+        # keys last: load() needs all three, so a crash in between leaves no usable entry
+        self.arrays.save(f"{name}-nbr", graph.nbr, meta)
+        self.arrays.save(f"{name}-sim", graph.sim, meta)
+        self.arrays.save(f"{name}-keys", graph.keys, meta)
+
+    def runs(self) -> dict[str, dict[str, str]]:
+        """family -> {generation (str): graph name}."""
+        if self.folder is None:
+            return {}
+        try:
+            data = json.loads((self.folder / "runs.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def record(self, fam: str, generation: int, name: str) -> None:
+        if self.folder is None:
+            return
+        runs = self.runs()
+        entry = runs.setdefault(fam, {})
+        entry[str(generation)] = name
+        # keep the log small: the ten newest generations per family
+        for g in sorted(entry, key=int)[:-10]:
+            del entry[g]
+        text = json.dumps(runs, sort_keys=True, indent=1)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            write_atomic(self.folder / "runs.json",
+                         lambda p: p.write_text(text, encoding="utf-8"))
+        except OSError:
+            pass  # the graph is computed; only only_new loses its starting point
+
+
+def build_graph(
+    store: Store,
+    s: Snapshot,
+    selection: pl.DataFrame,
+    *,
+    where: Any,
+    k: int,
+    expansion: int,
+    cache: GraphCache,
+    since_generation: int | None,
+    only_new: bool,
+    progress: bool,
+) -> tuple[KnnGraph, str]:
+    """The kNN graph of `selection` (live rows, sorted by key): from the cache, incrementally
+    from an earlier run's graph, or searched in full. Returns the graph and a note."""
+    keys = selection.get_column("key").to_numpy()
+    fam = family(store, k=k, expansion=expansion, where=where)
+    name = _digest(fam, keys)
+    generation = s.manifest.generation
+    hit = cache.load(name)
+    if hit is not None and np.array_equal(hit[0], keys):
+        cache.record(fam, generation, name)
+        return KnnGraph(keys=hit[0], nbr=hit[1], sim=hit[2], generation=generation,
+                        searched=0, cached=True), "kNN graph read from the cache"
+    allowed = None if where is None else selection
+    private = with_search_breadth(store.path, s, expansion)
+    base = None
+    note = "kNN graph searched in full"
+    if since_generation is not None or only_new:
+        runs = cache.runs().get(fam, {})
+        if since_generation is not None:
+            if str(since_generation) not in runs:
+                known = sorted(int(g) for g in runs)
+                raise InvalidInputError(
+                    f"since_generation: expected a generation with a recorded dedup run of the "
+                    f"same k, where and index ({known or 'none recorded'}), got "
+                    f"{since_generation}"
+                )
+            base_gen = since_generation
+        else:
+            base_gen = max((int(g) for g in runs), default=None)
+        loaded = None if base_gen is None else cache.load(runs[str(base_gen)])
+        if loaded is None and since_generation is not None:
+            raise InvalidInputError(
+                f"since_generation: the cached graph of generation {since_generation} is gone "
+                "from the cache folder; run find_duplicates without it"
+            )
+        if loaded is not None:
+            base = (base_gen, *loaded)
+        else:
+            note = "no earlier dedup run recorded: kNN graph searched in full"
+    if base is None:
+        nbr, sim = _self_join(private, selection, allowed, k, progress=progress)
+        graph = KnnGraph(keys=keys, nbr=nbr, sim=sim, generation=generation,
+                         searched=keys.size, cached=False)
+    else:
+        base_gen, old_keys, old_nbr, old_sim = base
+        keep = _isin_sorted(old_keys, keys)
+        old_keys, old_nbr, old_sim = old_keys[keep], old_nbr[keep], old_sim[keep]
+        # edges to rows deleted (or filtered out) since: dropped, not refilled
+        gone = ~_isin_sorted(old_nbr, keys) & np.isfinite(old_sim)
+        old_sim = np.where(gone, -np.inf, old_sim).astype(np.float32)
+        new_mask = ~_isin_sorted(keys, old_keys)
+        new_rows = selection.filter(pl.Series(new_mask))
+        nbr, sim = _self_join(private, new_rows, allowed, k, progress=progress)
+        all_keys = np.concatenate([old_keys, keys[new_mask]])
+        order = np.argsort(all_keys, kind="stable")
+        graph = KnnGraph(keys=all_keys[order], nbr=np.concatenate([old_nbr, nbr])[order],
+                         sim=np.concatenate([old_sim, sim])[order], generation=generation,
+                         searched=int(new_mask.sum()), cached=False, base_generation=base_gen)
+        note = (f"incremental: {graph.searched} row(s) new since generation {base_gen} searched "
+                f"against all {keys.size}")
+    cache.save(name, graph, fam)
+    cache.record(fam, generation, name)
+    return graph, note
+
+
+def candidate_pairs(graph: KnnGraph, floor: float) -> tuple[NDArray[np.uint64],
+                                                             NDArray[np.uint64],
+                                                             NDArray[np.float32]]:
+    """Undirected pairs (key_a < key_b) of the graph with similarity >= `floor`, each once
+    (the larger similarity when both directions are present), sorted by (key_a, key_b)."""
+    n, k = graph.nbr.shape
+    mask = graph.sim >= floor
+    a = np.broadcast_to(graph.keys[:, None], (n, k))[mask]
+    b = graph.nbr[mask]
+    s = graph.sim[mask]
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    keep = lo != hi
+    lo, hi, s = lo[keep], hi[keep], s[keep]
+    order = np.lexsort((-s, hi, lo))
+    lo, hi, s = lo[order], hi[order], s[order]
+    first = np.ones(lo.size, dtype=bool)
+    first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+    return lo[first], hi[first], s[first]
