@@ -68,7 +68,7 @@ def family(store: Store, *, k: int, expansion: int, where: Any) -> str:
     """What the graph's neighbours depend on besides the keys: one run log per value."""
     m = store._manifest
     return _digest(GRAPH_VERSION, k, expansion, m.metric, m.dtype, m.index_params,
-                   None if m.model is None else m.model.digest(),
+                   m.model,
                    None if where is None else str(where))
 
 

@@ -167,8 +167,9 @@ def _check_threshold(threshold: Any) -> float:
 
 
 def _otsu(values: NDArray[np.float32], lo: float, hi: float) -> float:
-    """Otsu's threshold of `values` (256 bins), clipped to [lo, hi]."""
-    v = values[np.isfinite(values)]
+    """Otsu's threshold of the `values` at or above `lo` (256 bins), clipped to [lo, hi]: the
+    split between the tail of ordinary neighbours and a mode of duplicates near 1."""
+    v = values[np.isfinite(values) & (values >= lo)]
     if v.size < 2 or v.min() == v.max():
         return lo
     counts, edges = np.histogram(v, bins=256)
@@ -272,7 +273,8 @@ def find_duplicates(
     threshold : float, optional
         Score a pair needs, in (0, 1]. Default: 0.5 for ``"hybrid"`` (its score is a calibrated
         probability); for ``"cosine"``/``"lexical"``, Otsu's threshold of the rows'
-        nearest-neighbour scores, clipped to [0.9, 0.99] / [0.8, 0.99]. ``threshold_rule``
+        nearest-neighbour scores above 0.9 / 0.8 (the split between the tail of ordinary
+        neighbours and a mode of duplicates near 1), at most 0.99. ``threshold_rule``
         says which.
     k : int, default 16
         Neighbours searched per row (a group larger than k + 1 is still found through exact
@@ -426,15 +428,15 @@ def find_duplicates(
             thr, rule = 0.5, "0.5: the hybrid score is a calibrated duplicate probability"
         elif method == "cosine":
             thr = rule_thr
-            rule = (f"Otsu's threshold of the rows' nearest-neighbour cosine, clipped to "
-                    f"[0.9, 0.99]: {thr:.3f}")
+            rule = (f"Otsu's threshold of the rows' nearest-neighbour cosines in [0.9, 1], "
+                    f"at most 0.99: {thr:.3f}")
         else:
             best = np.full(graph.keys.size, -np.inf, dtype=np.float32)
             np.maximum.at(best, pos_a, score)
             np.maximum.at(best, pos_b, score)
             thr = _otsu(best, 0.8, 0.99)
-            rule = (f"Otsu's threshold of the rows' best token-sort ratio, clipped to "
-                    f"[0.8, 0.99]: {thr:.3f}")
+            rule = (f"Otsu's threshold of the rows' best token-sort ratios in [0.8, 1], "
+                    f"at most 0.99: {thr:.3f}")
     else:
         rule = "given"
     null_f = pl.lit(None, dtype=pl.Float32)
