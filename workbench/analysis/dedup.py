@@ -50,9 +50,6 @@ COSINE_MARGIN = 0.1
 #: Search breadth (ef) of the self-join at least k + 1: near duplicates are a row's closest
 #: neighbours, which HNSW reaches first (planted-pair recall in benchmarks/bench_dedup.py).
 MIN_EXPANSION = 24
-#: Two rows whose vectors have cosine at least this are checked for byte equality (vectors-only
-#: stores' exact duplicates).
-IDENTICAL = 0.9999
 
 
 class DedupWarning(UserWarning):
@@ -167,8 +164,10 @@ def _check_threshold(threshold: Any) -> float:
 
 
 def _otsu(values: NDArray[np.float32], lo: float, hi: float) -> float:
-    """Otsu's threshold of the `values` at or above `lo` (256 bins), clipped to [lo, hi]: the
-    split between the tail of ordinary neighbours and a mode of duplicates near 1."""
+    """Otsu's threshold of the `values` at or above `lo` (256 bins), at most `hi`.
+
+    It splits the tail of ordinary neighbours from a mode of duplicates near 1.
+    """
     v = values[np.isfinite(values) & (values >= lo)]
     if v.size < 2 or v.min() == v.max():
         return lo
@@ -209,30 +208,21 @@ def _positions(s: Snapshot, keys: NDArray[np.uint64]) -> tuple[NDArray[np.uint32
 def _exact_cosine(s: Snapshot, a: NDArray[np.uint64], b: NDArray[np.uint64],
                   ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """Full-precision cosine of key pairs, and whether the two vectors are identical."""
+    from ..store._kernels import pair_dots
+
     out = np.empty(a.size, dtype=np.float32)
     same = np.zeros(a.size, dtype=bool)
-    step = 65_536
-    for start in range(0, a.size, step):
-        sl = slice(start, min(start + step, a.size))
-        va = _vectors_at(s, a[sl])
-        vb = _vectors_at(s, b[sl])
-        dots = np.einsum("ij,ij->i", va, vb)
-        na = np.linalg.norm(va, axis=1)
-        nb = np.linalg.norm(vb, axis=1)
-        out[sl] = np.clip(dots / np.maximum(na * nb, 1e-30), -1.0, 1.0)
-        close = out[sl] >= IDENTICAL
-        if close.any():
-            same[sl][close] = (va[close] == vb[close]).all(axis=1)
+    seg_a, row_a = _positions(s, a)
+    seg_b, row_b = _positions(s, b)
+    combo = seg_a.astype(np.int64) * (len(s.manifest.segments) + 1) + seg_b
+    for c in np.unique(combo).tolist():
+        m = np.flatnonzero(combo == c)
+        sa, sb = s.seg(int(seg_a[m[0]])), s.seg(int(seg_b[m[0]]))
+        dots, eq = pair_dots(sa.vectors, row_a[m], sb.vectors, row_b[m])
+        norms = sa.norms()[row_a[m]] * sb.norms()[row_b[m]]
+        out[m] = np.clip(dots / np.maximum(norms, 1e-30), -1.0, 1.0)
+        same[m] = eq
     return out, same
-
-
-def _vectors_at(s: Snapshot, keys: NDArray[np.uint64]) -> NDArray[np.float32]:
-    seg, row = _positions(s, keys)
-    out = np.empty((keys.size, s.manifest.dim), dtype=np.float32)
-    for o in np.unique(seg).tolist():
-        m = seg == o
-        out[m] = s.seg(int(o)).vectors[row[m]]
-    return out
 
 
 def find_duplicates(

@@ -66,3 +66,45 @@ def gather_dots(
     queries = np.ascontiguousarray(queries, dtype=np.float32)
     with _LAUNCH:
         return kernel(vectors, rows, queries)  # type: ignore[no-any-return]
+
+
+@cache
+def _compiled_pairs() -> Callable[..., Any]:
+    import numba
+
+    def kernel(va: Any, ra: Any, vb: Any, rb: Any) -> Any:  # pragma: no cover (jit)
+        n = ra.shape[0]
+        dim = va.shape[1]
+        dots = np.empty(n, np.float32)
+        same = np.empty(n, np.bool_)
+        for i in numba.prange(n):
+            x, y = ra[i], rb[i]
+            acc = np.float32(0.0)
+            eq = True
+            for t in range(dim):
+                p, q = va[x, t], vb[y, t]
+                acc += p * q
+                eq = eq and p == q
+            dots[i] = acc
+            same[i] = eq
+        return dots, same
+
+    opts = {"parallel": True, "nogil": True}
+    try:
+        return numba.njit(cache=True, **opts)(kernel)  # type: ignore[no-any-return]
+    except RuntimeError:
+        return numba.njit(**opts)(kernel)  # type: ignore[no-any-return]
+
+
+def pair_dots(
+    va: NDArray[np.float32], rows_a: NDArray[np.int64], vb: NDArray[np.float32],
+    rows_b: NDArray[np.int64],
+) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """``va[rows_a[i]] . vb[rows_b[i]]`` and whether the two rows are identical, per pair,
+    reading the rows where they lie (memory maps) across the cores."""
+    if rows_a.size == 0:
+        return np.zeros(0, np.float32), np.zeros(0, bool)
+    kernel = _compiled_pairs()
+    with _LAUNCH:
+        return kernel(va, np.ascontiguousarray(rows_a, dtype=np.int64), vb,  # type: ignore[no-any-return]
+                      np.ascontiguousarray(rows_b, dtype=np.int64))
