@@ -153,7 +153,8 @@ def test_identical_vectors_are_exact_in_a_vectors_only_store(tmp_path: Path) -> 
 
 def test_keep_rule_picks_the_representative(tmp_path: Path) -> None:
     store = wb.Store.create(tmp_path / "s", embedder=wb.embed.Hashing(dim=64))
-    texts = ["short dup", "Short dup", "SHORT   DUP"] + [f"filler text {i} {i*i}" for i in range(30)]
+    texts = ["short dup", "Short dup", "SHORT   DUP"] + [
+        f"filler text {i} {i*i}" for i in range(30)]
     store.add(pl.DataFrame({"id": [f"k{i}" for i in range(len(texts))], "text": texts}),
               text="text", progress=False)
     last = wb.find_duplicates(store, method="cosine", threshold=0.99, keep="last", progress=False)

@@ -95,6 +95,14 @@ class DedupResult:
     _rows: pl.DataFrame = field(default_factory=pl.DataFrame, repr=False)
     _floor: float = field(default=0.0, repr=False)
 
+    @property
+    def floor(self) -> float:
+        """The lowest threshold :meth:`regroup` accepts.
+
+        0 for hybrid and lexical results, which keep every candidate pair with cosine >= 0.5.
+        """
+        return self._floor
+
     def to_frame(self) -> pl.DataFrame:
         """Every scanned row with its group (null if unique).
 

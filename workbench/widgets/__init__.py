@@ -6,6 +6,7 @@ The library never imports this package (a test checks it).
 from __future__ import annotations
 
 from .cluster import ClusterExplorer
+from .dedup import DedupReviewer
 from .search import SearchPanel
 
-__all__ = ["ClusterExplorer", "SearchPanel"]
+__all__ = ["ClusterExplorer", "DedupReviewer", "SearchPanel"]
