@@ -100,7 +100,10 @@ class DedupBlend:
 
     ``score = sigmoid(intercept + coef . features)`` with features in the order of
     :data:`FEATURES`, so the score is a calibrated probability that a pair is a duplicate, and
-    0.5 is where a pair is as likely a duplicate as not.
+    0.5 is where a pair is as likely a duplicate as not. The probability is that of the data
+    the blend was fitted on: under :data:`DEFAULT_BLEND` even identical texts score ~0.80,
+    because STS-B's annotators gave some identical-looking pairs less than 4.5 (exact
+    duplicates are grouped by their hash anyway, whatever their score).
 
     Attributes
     ----------

@@ -151,7 +151,11 @@ class DedupResult:
         ax0.hist(nn, bins=bins, color="#4c78a8")
         ax0.set(title="nearest-neighbour cosine per row", xlabel="cosine", ylabel="rows")
         sc = self.pairs.get_column("score").to_numpy()
-        ax1.hist(sc, bins=bins, color="#72b7b2", log=True)
+        if sc.size:
+            ax1.hist(sc, bins=bins, color="#72b7b2", log=True)
+        else:
+            ax1.text(0.5, 0.5, "no candidate pairs", ha="center", va="center",
+                     transform=ax1.transAxes)
         ax1.axvline(self.threshold, color="#e45756", lw=1.5,
                     label=f"threshold {self.threshold:.3f}")
         ax1.set(title=f"candidate pair scores ({self.method})", xlabel="score",
@@ -172,21 +176,26 @@ def _check_threshold(threshold: Any) -> float:
 
 
 def _otsu(values: NDArray[np.float32], lo: float, hi: float) -> float:
-    """Otsu's threshold of the `values` at or above `lo` (256 bins), at most `hi`.
+    """Otsu's split of the `values` in ``[lo - 0.1, 1]`` (256 bins), kept within [lo, hi].
 
-    It splits the tail of ordinary neighbours from a mode of duplicates near 1.
+    It separates the tail of ordinary neighbours from a mode of duplicates near 1. When the
+    window holds one mode only (the split explains under 80 % of the variance: Otsu's
+    effectiveness measure), there is no valley to find and `lo` is returned.
     """
-    v = values[np.isfinite(values) & (values >= lo)]
+    v = values[np.isfinite(values) & (values >= lo - 0.1)].astype(np.float64)
     if v.size < 2 or v.min() == v.max():
         return lo
     counts, edges = np.histogram(v, bins=256)
     mids = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(counts)
+    w0 = np.cumsum(counts).astype(np.float64)
     w1 = w0[-1] - w0
     m0 = np.cumsum(counts * mids) / np.maximum(w0, 1)
     m1 = (np.sum(counts * mids) - np.cumsum(counts * mids)) / np.maximum(w1, 1)
-    between = w0 * w1 * (m0 - m1) ** 2
-    return float(min(max(edges[1:][int(np.argmax(between))], lo), hi))
+    between = w0 * w1 * (m0 - m1) ** 2 / w0[-1] ** 2
+    best = int(np.argmax(between))
+    if between[best] < 0.8 * v.var():
+        return lo
+    return float(min(max(edges[best + 1], lo), hi))
 
 
 def _rank(rows: pl.DataFrame, keep: str, text: str | None) -> NDArray[np.int64]:
@@ -271,8 +280,9 @@ def find_duplicates(
     threshold : float, optional
         Score a pair needs, in (0, 1]. Default: 0.5 for ``"hybrid"`` (its score is a calibrated
         probability); for ``"cosine"``/``"lexical"``, Otsu's threshold of the rows'
-        nearest-neighbour scores above 0.9 / 0.8 (the split between the tail of ordinary
-        neighbours and a mode of duplicates near 1), at most 0.99. ``threshold_rule``
+        nearest-neighbour scores from 0.8 / 0.7 up (the split between the tail of ordinary
+        neighbours and a mode of duplicates near 1), kept within [0.9, 0.99] / [0.8, 0.99];
+        0.9 / 0.8 when those scores have one mode only. ``threshold_rule``
         says which.
     k : int, default 16
         Neighbours searched per row (a group larger than k + 1 is still found through exact
@@ -357,9 +367,10 @@ def find_duplicates(
         blend = blend or DEFAULT_BLEND
         model = None if store.model is None else store.model.name
         if blend.model is not None and model != blend.model:
+            embeds = "has no recorded model" if model is None else f"embeds with {model}"
             warnings.warn(
                 f"find_duplicates: the blend was fitted on {blend.model} cosines but the store "
-                f"embeds with {model}; its probabilities may be off (refit with "
+                f"{embeds}; its probabilities may be off (refit with "
                 "wb.fit_blend on labelled pairs, or use method='cosine')",
                 DedupWarning, stacklevel=2,
             )
@@ -426,15 +437,15 @@ def find_duplicates(
             thr, rule = 0.5, "0.5: the hybrid score is a calibrated duplicate probability"
         elif method == "cosine":
             thr = rule_thr
-            rule = (f"Otsu's threshold of the rows' nearest-neighbour cosines in [0.9, 1], "
-                    f"at most 0.99: {thr:.3f}")
+            rule = (f"Otsu's split of the rows' nearest-neighbour cosines from 0.8 up, kept "
+                    f"within [0.9, 0.99] (0.9 if they have one mode): {thr:.3f}")
         else:
             best = np.full(graph.keys.size, -np.inf, dtype=np.float32)
             np.maximum.at(best, pos_a, score)
             np.maximum.at(best, pos_b, score)
             thr = _otsu(best, 0.8, 0.99)
-            rule = (f"Otsu's threshold of the rows' best token-sort ratios in [0.8, 1], "
-                    f"at most 0.99: {thr:.3f}")
+            rule = (f"Otsu's split of the rows' best token-sort ratios from 0.7 up, kept "
+                    f"within [0.8, 0.99] (0.8 if they have one mode): {thr:.3f}")
     else:
         rule = "given"
     null_f = pl.lit(None, dtype=pl.Float32)
@@ -456,6 +467,7 @@ def find_duplicates(
     info = {
         "method": method, "keep": keep, "k": k_eff, "expansion": breadth,
         "generation": s.manifest.generation, "searched": graph.searched,
+        "searched_deeper": graph.deeper, "searched_exactly": graph.exact,
         "cached": graph.cached, "base_generation": graph.base_generation,
         "text": text if has_text else None, "notes": notes, "blend": (
             None if method != "hybrid" or blend is None else blend.to_dict()),

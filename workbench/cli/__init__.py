@@ -1,4 +1,4 @@
-"""The workbench command: ingest files into a store, search it, cluster it, run the demo.
+"""The workbench command: ingest files, search, cluster or deduplicate a store, run the demo.
 
 Progress bars go to stderr and results to stdout. Bad input (a missing file or column, an unknown
 store, a --where expression that does not parse) ends with one line "workbench: error: <message>"
@@ -26,7 +26,7 @@ from ._common import (
     _positive_int,
 )
 from .demo import demo, info, notebooks
-from .jobs import cluster, ingest, search
+from .jobs import cluster, dedup, ingest, search
 
 __all__ = ["build_parser", "main"]
 
@@ -132,6 +132,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest clusters to print (default: %(default)s)")
     p.add_argument("--no-cache", action="store_true",
                    help="do not cache reductions in the store's cache/cluster folder")
+    _add_progress(p)
+
+    p = _subcommand(sub, "dedup", dedup, help="find near-duplicate rows, write groups to Parquet",
+                    epilog="examples:\n  workbench dedup --store data/stores/demo "
+                           "--out reports/duplicates.parquet\n"
+                           "  workbench dedup --store data/stores/demo --out dups.parquet "
+                           "--method cosine --threshold 0.95 --where \"kind = 'function'\"")
+    p.add_argument("--store", required=True, metavar="PATH", help="store folder")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="Parquet file to write: every scanned row with its group (null when "
+                        "unique), is_representative, is_duplicate, score_to_representative, "
+                        "exact")
+    p.add_argument("--threshold", type=float, metavar="T",
+                   help="score a pair needs, in (0, 1] (default: 0.5 for hybrid, a calibrated "
+                        "probability; Otsu's threshold of the data for cosine and lexical)")
+    p.add_argument("--method", choices=("hybrid", "cosine", "lexical"), default="hybrid",
+                   help="pair score: cosine blended with lexical features, the cosine alone, "
+                        "or the token-sort ratio (default: %(default)s; cosine when the store "
+                        "has no text column)")
+    p.add_argument("-k", "--k", type=_positive_int, default=16, metavar="N",
+                   help="neighbours searched per row (default: %(default)s)")
+    p.add_argument("--where", metavar="EXPR",
+                   help="deduplicate only the rows matching this SQL filter")
+    p.add_argument("--text", metavar="COL",
+                   help="text column for exact matching and the lexical check (default: "
+                        "'text'; a store without it is deduplicated by cosine)")
+    p.add_argument("--grouping", choices=("representative", "components"),
+                   default="representative",
+                   help="groups around representatives that never chain, or every passing "
+                        "pair joined transitively (default: %(default)s)")
+    p.add_argument("--keep", choices=("first", "last", "longest"), default="first",
+                   help="which row represents its group: the earliest added, the latest, or "
+                        "the longest text (default: %(default)s)")
+    p.add_argument("--show", type=_positive_int, default=10, metavar="N",
+                   help="largest groups to print (default: %(default)s)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="do not cache the kNN graph in the store's cache/dedup folder")
     _add_progress(p)
 
     p = _subcommand(sub, "demo", demo,

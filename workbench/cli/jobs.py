@@ -1,4 +1,4 @@
-"""``workbench ingest``, ``search`` and ``cluster``: the headless jobs."""
+"""``workbench ingest``, ``search``, ``cluster`` and ``dedup``: the headless jobs."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import polars as pl
@@ -249,3 +250,116 @@ def cluster(args: argparse.Namespace) -> int:
     return 0
 
 
+
+
+# ------------------------------------------------------------------------------------ dedup
+def _groups_table(groups: pl.DataFrame, text: str | None, width: int) -> str:
+    """Groups as aligned lines ``group  size  id  score  text``, one line per member.
+
+    The representative's score column says ``rep``; an exact duplicate of it says ``exact``.
+    """
+    sizes = dict(groups.group_by("group").len().iter_rows())
+    ids = [" ".join(str(i).split()) for i in groups.get_column("id").to_list()]
+    idw = min(max(2, *(len(i) for i in ids)), max(8, width * 2 // 5))
+    head = f"{'group':>5}  {'size':>4}  {'id':<{idw}}  {'score':>6}"
+    textw = width - len(head) - 2
+    if text is not None:
+        head += f"  {_fit(text, textw)}"
+    lines = [head]
+    values = groups.get_column(text).to_list() if text is not None else [None] * len(ids)
+    last = None
+    for g, i, rep, score, exact, t in zip(
+        groups.get_column("group").to_list(), ids,
+        groups.get_column("is_representative").to_list(),
+        groups.get_column("score_to_representative").to_list(),
+        groups.get_column("exact").to_list(), values, strict=True,
+    ):
+        shown = "rep" if rep else "exact" if exact else "-" if score is None else f"{score:.3f}"
+        lead = f"{g:>5}  {sizes[g]:>4}" if g != last else " " * 11
+        line = f"{lead}  {_fit(i, idw):<{idw}}  {shown:>6}"
+        if text is not None:
+            line += f"  {_fit('' if t is None else t, textw)}"
+        lines.append(line.rstrip())
+        last = g
+    lines.insert(1, "-" * max(len(line) for line in lines))
+    return "\n".join(lines)
+
+
+def dedup(args: argparse.Namespace) -> int:
+    """Find exact and near-duplicate rows of a store and write every row's group to Parquet.
+
+    Runs workbench.find_duplicates: a kNN self-join through the store's own index, pairs
+    re-scored with the full-precision vectors and, where the store has a text column, checked
+    lexically. The file holds one row per scanned store row (key, id, group: null when the row
+    has no duplicate, is_representative, is_duplicate, score_to_representative, exact), so it
+    joins with the store on key or id; the rows to drop are those with is_duplicate. Prints
+    the summary, the threshold and how it was chosen, and the largest groups with their texts.
+    The kNN graph is cached in the store's folder, so a re-run with another --threshold or
+    --grouping searches nothing.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``workbench dedup``.
+
+    Returns
+    -------
+    int
+        The exit status, 0 (also when there are no duplicates).
+
+    Raises
+    ------
+    NotAStoreError
+        --store is not a store.
+    InvalidInputError
+        --threshold outside (0, 1], a --where that does not parse or selects no rows, a --text
+        column that does not hold strings, an empty store.
+    MissingColumnError
+        --text or --where names a missing column.
+    """
+    from ..analysis import find_duplicates
+    from ..analysis.dedup import DedupWarning
+    from ..store import Store
+
+    where = _where(args.where)
+    out = Path(args.out)
+    with Store.open(args.store, readonly=True) as store:
+        schema = store.scan().collect_schema()
+        text = "text" if args.text is None else _check_column(
+            schema.names(), args.text, option="--text", what="the store")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DedupWarning)
+            res = find_duplicates(
+                store, threshold=args.threshold, k=args.k, where=where, text=text,
+                method=args.method, grouping=args.grouping, keep=args.keep,
+                cache=not args.no_cache, progress=args.progress,
+            )
+        shown_text = res.info.get("text")
+        top = res.groups.filter(pl.col("group") < args.show)
+        if shown_text is not None and top.height:
+            texts = (store.scan().filter(pl.col("key").is_in(top.get_column("key").implode()))
+                     .select("key", shown_text).collect())
+            top = top.join(texts, on="key", how="left", maintain_order="left")
+    for w in caught:
+        if issubclass(w.category, DedupWarning):
+            print(f"workbench: warning: {w.message}", file=sys.stderr)
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    frame = res.to_frame()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(out)
+    s = res.summary
+    print(f"{s['groups']:,} duplicate groups over {s['rows']:,} rows: {s['duplicates']:,} "
+          f"duplicates ({s['share']:.1%} of the rows), {s['exact_duplicates']:,} of them exact")
+    print(f"threshold {res.threshold:.3f} ({res.threshold_rule}); method {res.method}, "
+          f"grouping {res.grouping}")
+    chain = f", longest chain {s['longest_chain']}" if res.grouping == "components" else ""
+    print(f"{s['passing_pairs']:,} of {s['pairs']:,} candidate pairs pass; largest group "
+          f"{s['largest_group']:,} rows{chain}")
+    if top.height:
+        width = shutil.get_terminal_size((100, 24)).columns
+        print(_groups_table(top, shown_text, width))
+        if s["groups"] > args.show:
+            print(f"... {s['groups'] - args.show:,} smaller groups not shown (--show)")
+    print(f"wrote {out} ({frame.height:,} rows: {', '.join(frame.columns)})")
+    return 0
