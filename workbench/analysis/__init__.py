@@ -34,6 +34,7 @@ from .cluster_metrics import (
 from .dedup import DedupResult, DedupWarning, find_duplicates
 from .dedup_review import Calibration, apply_dedup, calibrate_threshold
 from .keywords import KeywordsSkippedWarning, class_tfidf, cluster_keywords
+from .topics import TopicTree, at_level, cut, topic_tree
 
 __all__ = [
     "DEFAULT_BLEND",
@@ -45,14 +46,17 @@ __all__ = [
     "DedupBlend",
     "DedupResult",
     "DedupWarning",
+    "TopicTree",
     "KeywordsSkippedWarning",
     "Reducer",
     "apply_dedup",
+    "at_level",
     "apply_labels",
     "calibrate_threshold",
     "class_tfidf",
     "cluster",
     "cluster_keywords",
+    "cut",
     "find_duplicates",
     "fit_blend",
     "knn_preservation",
@@ -62,5 +66,6 @@ __all__ = [
     "relative_validity",
     "rename_clusters",
     "silhouette",
+    "topic_tree",
     "trustworthiness",
 ]

@@ -94,6 +94,9 @@ class _State:
     top_n: int
     n_exemplars: int
     random_state: int
+    vectors: NDArray[np.float32] | None = None  # original vectors, unit norm (topic tree)
+    fine_labels: NDArray[np.int32] | None = None  # the clusters the topic tree merges
+    topic_tree: Any = None  # TopicTree of fine_labels
 
 
 @dataclass(frozen=True, eq=False)
@@ -145,6 +148,28 @@ class ClusterResult:
         if xy.get_column("x").null_count():
             return None
         return xy.to_numpy().astype(np.float32)
+
+    @property
+    def hierarchy(self) -> Any:
+        """The :class:`~workbench.analysis.topics.TopicTree` of this result's fine clusters.
+
+        The tree the result was cut from, or one built now from its clusters.
+        """
+        from .topics import _state_tree
+
+        return _state_tree(self)
+
+    def at_level(self, n_topics: int) -> ClusterResult:
+        """The clustering at `n_topics` topics of its hierarchy (:func:`.topics.at_level`)."""
+        from .topics import at_level
+
+        return at_level(self, n_topics)
+
+    def cut(self, threshold: float) -> ClusterResult:
+        """The clustering with every merge of its hierarchy at distance <= `threshold` made."""
+        from .topics import cut
+
+        return cut(self, threshold)
 
     def to_frame(self) -> pl.DataFrame:
         """`points` with each point's cluster ``name`` (null for noise)."""
@@ -360,6 +385,8 @@ def cluster(
     min_samples: int | None = None,
     cluster_selection_method: str = "eom",
     auto: bool = False,
+    topics: bool | None = None,
+    n_topics: int | None = None,
     top_n: int = 10,
     n_exemplars: int = 5,
     cache: bool | str | Path = True,
@@ -401,6 +428,15 @@ def cluster(
     auto : bool
         Pick `min_cluster_size`, `min_samples` and the selection method from a small grid by
         relative validity; the grid tried is ``result.grid``.
+    topics : bool, optional
+        Cut the clustering at a level of its topic hierarchy (:mod:`~workbench.analysis.topics`):
+        outliers reassigned to the nearest centroid (HDBSCAN's labels kept in
+        ``points["hdbscan_cluster"]``), the fine clusters merged by Ward linkage of their
+        centroids in the original space, and the level of the highest cosine silhouette
+        chosen (``result.hierarchy.criterion``). Default: on when there is text (`text`
+        names a column with words), off otherwise. ``result.at_level(n)`` moves along the tree.
+    n_topics : int, optional
+        With `topics`, this level instead of the silhouette's.
     top_n, n_exemplars : int
         Keywords and exemplar ids kept per cluster.
     cache : bool, str or Path
@@ -525,14 +561,31 @@ def cluster(
 
     state = _State(terms=terms, tree=tree, base_labels=base_labels, cache=disk,
                    reduced_digest=reduced_digest, names={}, map_metrics=mm, top_n=top_n,
-                   n_exemplars=n_exemplars, random_state=random_state)
+                   n_exemplars=n_exemplars, random_state=random_state,
+                   vectors=_unit_rows(vectors))
     params = {"reducer": reducer_params, "clusterer": clusterer_params,
               "layout": layout_params, "metric": metric, "text": text, **origin,
               "cache_folder": None if disk.folder is None else str(disk.folder),
               "cache_hits": hits, "seconds": {k: round(v, 3) for k, v in timings.items()}}
-    return _build(keys=meta.get_column("key"), ids=ids, reduced=reduced, xy=xy, labels=labels,
-                  probability=probability, outlier_score=outlier, persistence=persistence,
-                  state=state, params=params, grid=grid)
+    out = _build(keys=meta.get_column("key"), ids=ids, reduced=reduced, xy=xy, labels=labels,
+                 probability=probability, outlier_score=outlier, persistence=persistence,
+                 state=state, params=params, grid=grid)
+    if topics is None:
+        topics = terms is not None
+    if n_topics is not None and not topics:
+        raise InvalidInputError("n_topics: only with topics=True (or text, its default)")
+    if topics:
+        from .topics import apply_topics
+
+        t0 = time.perf_counter()
+        out = apply_topics(out, n_topics)
+        out.params["seconds"]["topics"] = round(time.perf_counter() - t0, 3)
+    return out
+
+
+def _unit_rows(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def _terms(meta: pl.DataFrame, text: str | None) -> TermCounts | None:
@@ -604,12 +657,20 @@ def recluster(
                                              "cluster_selection_method": method,
                                              "auto": auto},
               "seconds": {**result.params["seconds"], "recluster": round(seconds, 3)}}
-    new_state = replace(state, tree=tree, base_labels=labels, names={})
+    new_state = replace(state, tree=tree, base_labels=labels, names={}, fine_labels=None,
+                        topic_tree=None)
     pts = result.points
-    return _build(keys=pts.get_column("key"), ids=pts.get_column("id"), reduced=result.reduced,
-                  xy=result.layout, labels=labels, probability=probability,
-                  outlier_score=outlier, persistence=persistence, state=new_state,
-                  params=params, grid=grid)
+    params.pop("topics", None)
+    out = _build(keys=pts.get_column("key"), ids=pts.get_column("id"), reduced=result.reduced,
+                 xy=result.layout, labels=labels, probability=probability,
+                 outlier_score=outlier, persistence=persistence, state=new_state,
+                 params=params, grid=grid)
+    if "topics" in result.params:
+        # the same policy as the result it came from: reassigned, cut at the silhouette's level
+        from .topics import apply_topics
+
+        out = apply_topics(out)
+    return out
 
 
 # The editing verbs live in .cluster_edit, which needs ClusterResult and _build from here:
