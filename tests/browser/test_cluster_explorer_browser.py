@@ -95,3 +95,52 @@ def test_cluster_map_renders_and_lasso_selection_reaches_kernel(lab: Lab, page: 
     assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
     assert page.title() != "1"
     screenshot(page, "cluster_explorer.png")
+
+
+LEVEL_CELLS = [
+    *CELLS[:3],
+    "print('levels', result.hierarchy.n_clusters, result.params['topics']['n_topics'])",
+]
+
+_LEGEND_JS = "() => document.querySelectorAll('.wb-cluster-map .legend-entry').length"
+
+
+def _wait_legend(page: Any, n: int) -> None:
+    """Wait until jupyter-scatter's legend (drawn in the map) has `n` entries."""
+    page.wait_for_function(
+        f"() => document.querySelectorAll('.wb-cluster-map .legend-entry').length === {n}",
+        timeout=30_000)
+
+
+def test_granularity_slider_recolours_the_map(lab: Lab, page: Any) -> None:
+    write_notebook(lab.root / "cluster_levels.ipynb", LEVEL_CELLS)
+    page.goto(lab.notebook_url("cluster_levels.ipynb"))
+    run_all_cells(page, ready_selector=".wb-cluster-explorer .wb-cluster-map canvas")
+    page.wait_for_selector("text=/levels \\d+ \\d+/", timeout=60_000)
+    assert cell_errors(page) == []
+    out = page.locator(".jp-OutputArea-output:has-text('levels ')").last.inner_text()
+    k, level = (int(v) for v in re.search(r"levels (\d+) (\d+)", out).groups())
+    assert 1 < level <= k
+    _wait_legend(page, level)
+    tree = page.locator(".wb-cluster-hierarchy .wb-topic-current")
+    assert tree.count() == level
+    # the keyboard on the slider's handle; continuous_update=False fires on the key's release
+    handle = page.locator(".wb-cluster-granularity .noUi-handle").first
+    handle.focus()
+    page.keyboard.press("Home")
+    _wait_legend(page, 1)
+    page.wait_for_selector(".wb-cluster-explorer :text('1 topics of')", timeout=30_000)
+    assert tree.count() == 1
+    page.keyboard.press("End")
+    _wait_legend(page, k)
+    assert int(page.locator(".wb-cluster-granularity .widget-readout").inner_text()) == k
+    page.wait_for_selector(f".wb-cluster-explorer :text('{k} topics of {k}')", timeout=30_000)
+    assert tree.count() == k
+    # HDBSCAN's noise greyed again: one more legend entry, the same clustering
+    page.locator(".wb-cluster-noise input").click()
+    _wait_legend(page, k + 1)
+    assert page.locator(".wb-cluster-map .legend-entry").last.inner_text().strip() == "noise"
+    assert page.evaluate(_LEGEND_JS) == k + 1
+    assert cell_errors(page) == []
+    page.locator(".wb-cluster-hierarchy").scroll_into_view_if_needed()
+    screenshot(page, "cluster_explorer_levels.png")

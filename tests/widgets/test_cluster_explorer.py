@@ -8,7 +8,7 @@ import pytest
 from matplotlib.colors import to_rgba
 
 import workbench as wb
-from workbench.analysis import cluster, recluster, rename_clusters
+from workbench.analysis import ClusterResult, cluster, recluster, rename_clusters
 from workbench.errors import InvalidInputError
 from workbench.widgets.cluster import NOISE_LABEL, cluster_color, cluster_label
 
@@ -239,3 +239,141 @@ def test_map_is_padded_and_legend_in_a_corner(clustered: tuple) -> None:
     ex.min_cluster_size = 40
     ex.recluster()  # new data, same points: the padding stays
     assert ex.scatter.x()["scale"].vmin < result.points["x"].min()
+
+
+# ------------------------------------------------------------------ the topic hierarchy
+@pytest.fixture(scope="module")
+def topical(clustered: tuple) -> object:
+    """The default for text: outliers reassigned, cut at the silhouette's level of the tree."""
+    store, _ = clustered
+    res = cluster(store, reducer="pca", layout="pca", progress=False)
+    assert "topics" in res.params and res.hierarchy.n_clusters >= 4
+    assert (res.points["hdbscan_cluster"] < 0).any() and not (res.labels < 0).any()
+    return res
+
+
+def _current(ex: wb.widgets.ClusterExplorer) -> int:
+    """How many nodes the hierarchy view marks as topics of the current level."""
+    return ex._tree.value.count("class='wb-topic wb-topic-current")
+
+
+def test_granularity_slider_cuts_the_tree_with_one_call(
+        clustered: tuple, topical: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, _ = clustered
+    k = topical.hierarchy.n_clusters
+    ex = wb.widgets.ClusterExplorer(topical, store=store)
+    assert (ex._granularity.min, ex._granularity.max) == (1, k)
+    assert ex._granularity.value == ex.n_topics == topical.params["topics"]["n_topics"]
+    assert ex._granularity.continuous_update is False
+    calls: list[int] = []
+    real = ClusterResult.at_level
+
+    def counted(self: ClusterResult, n_topics: int) -> ClusterResult:
+        calls.append(n_topics)
+        return real(self, n_topics)
+
+    monkeypatch.setattr(ClusterResult, "at_level", counted)
+    for n in (1, 3, k, 2):
+        ex._granularity.value = n
+        assert calls[-1] == n and len(calls) == [1, 3, k, 2].index(n) + 1  # one call a move
+        assert ex.result.metrics.n_clusters == ex.n_topics == n
+        assert (ex.result.labels == real(topical, n).labels).all()  # the same tree's level
+        labels = [label for label, _ in legend(ex)]
+        assert len(labels) == n and NOISE_LABEL not in labels
+        assert drawn_colors(ex) == dict(legend(ex))  # the points follow the legend
+        assert ex._table.value.count("<tr><td>") == n  # the table follows
+        assert _current(ex) == n
+        assert f"{n} topics of {k} fine clusters" in ex.status
+    # a topic keeps its colour across levels (topics are numbered by their first fine cluster)
+    assert dict(legend(ex))[labels[0]] == to_rgba(cluster_color(0))
+
+
+def test_noise_toggle_is_a_view_of_the_same_result(clustered: tuple, topical: object) -> None:
+    store, _ = clustered
+    ex = wb.widgets.ClusterExplorer(topical, store=store)
+    assert ex.show_noise is False and not ex._noise.disabled
+    before = legend(ex)
+    assert NOISE_LABEL not in dict(before)
+    ex._noise.value = True
+    assert ex.show_noise is True
+    assert ex.result is topical  # no library call, nothing recomputed
+    now = legend(ex)
+    assert now[:-1] == before and now[-1] == (NOISE_LABEL, NOISE_GREY)
+    noise = int((topical.points["hdbscan_cluster"] < 0).sum())
+    assert int((ex.scatter.color_data.astype(str) == NOISE_LABEL).sum()) == noise
+    assert drawn_colors(ex) == dict(now)
+    assert f"{noise} points" in ex.status
+    assert ex.selection.height == 0 and (ex._frame["cluster"] >= 0).all()  # data unchanged
+    ex.n_topics = 2  # the view state survives a move along the tree
+    assert [label for label, _ in legend(ex)][-1] == NOISE_LABEL and len(legend(ex)) == 3
+    ex.show_noise = False
+    assert len(legend(ex)) == 2 and NOISE_LABEL not in dict(legend(ex))
+
+
+def test_hierarchy_view_is_escaped_and_marks_the_current_topics(
+        clustered: tuple, topical: object) -> None:
+    store, _ = clustered
+    named = rename_clusters(topical, {0: "<script>alert(1)</script> & co"})
+    ex = wb.widgets.ClusterExplorer(named, store=store)
+    html = ex._tree.value
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in html
+    assert "<script>" not in ex._table.value  # the digits' text column: <script>x</script>
+    n, k = named.params["topics"]["n_topics"], named.hierarchy.n_clusters
+    assert _current(ex) == n
+    assert html.count("class='wb-topic") == 2 * k - 1  # every node of the tree, root first
+    assert html.index(f"{k} fine clusters · {topical.points.height} points") < html.index(
+        "fine cluster 0 ·")
+    # open down to the current topics, collapsed below them
+    assert html.count("<details class='wb-topic' open>") == n - 1
+    ex.n_topics = 1
+    assert _current(ex) == 1 and " open>" not in ex._tree.value
+    assert ex._tree.value.count("class='wb-topic wb-topic-current") == 1
+    ex.n_topics = k
+    assert _current(ex) == k and ex._tree.value.count(" open>") == k - 1
+
+
+def test_fine_result_builds_its_tree_on_the_first_move(clustered: tuple) -> None:
+    store, result = clustered
+    k = result.clusters.height
+    ex = wb.widgets.ClusterExplorer(result, store=store)
+    assert (ex._granularity.max, ex._granularity.value) == (k, k)
+    assert "not built yet" in ex._tree.value and _current(ex) == 0
+    assert ex._noise.disabled  # its noise is noise already
+    ex.n_topics = 3
+    assert ex.result.metrics.n_clusters == 3
+    assert (ex.result.labels == result.at_level(3).labels).all()
+    assert [label for label, _ in legend(ex)][-1] == NOISE_LABEL  # noise stays noise
+    assert len(legend(ex)) == 4 and _current(ex) == 3
+    ex.n_topics = 5
+    assert ex.result.metrics.n_clusters == 5 and _current(ex) == 5
+    # Re-cluster keeps the fine policy of the result given (no outliers reassigned)
+    ex.min_cluster_size = 40
+    new = ex.recluster()
+    want = recluster(result, min_cluster_size=40, min_samples=ex.min_samples)
+    assert new is not None and "topics" not in new.params and (new.labels == want.labels).all()
+    assert (ex._granularity.max, ex._granularity.value) == (want.clusters.height,) * 2
+    assert "not built yet" in ex._tree.value
+
+
+def test_recluster_of_a_topic_result_resets_the_levels(clustered: tuple,
+                                                         topical: object) -> None:
+    store, _ = clustered
+    ex = wb.widgets.ClusterExplorer(topical, store=store)
+    ex.n_topics = 2
+    ex.min_cluster_size, ex.min_samples = 5, 2
+    new = ex.recluster()
+    assert new is not None and "topics" in new.params
+    assert ex._granularity.max == new.hierarchy.n_clusters > topical.hierarchy.n_clusters
+    assert ex.n_topics == new.params["topics"]["n_topics"] == new.metrics.n_clusters
+    assert _current(ex) == ex.n_topics and len(legend(ex)) == ex.n_topics
+    ex.n_topics = 4  # the new tree
+    assert (ex.result.labels == new.at_level(4).labels).all()
+
+
+def test_a_bad_level_is_reported(clustered: tuple, topical: object) -> None:
+    store, _ = clustered
+    ex = wb.widgets.ClusterExplorer(topical, store=store)
+    level = ex.n_topics
+    assert ex.at_level(0) is None
+    assert ex.status.startswith("Error: n_topics") and ex.result is topical
+    assert ex._granularity.value == ex.n_topics == level

@@ -665,7 +665,7 @@ def recluster(
                  xy=result.layout, labels=labels, probability=probability,
                  outlier_score=outlier, persistence=persistence, state=new_state,
                  params=params, grid=grid)
-    if "topics" in result.params:
+    if "reassigned" in result.params.get("topics", {}):
         # the same policy as the result it came from: reassigned, cut at the silhouette's level
         from .topics import apply_topics
 

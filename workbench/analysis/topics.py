@@ -337,6 +337,8 @@ def at_level(result: ClusterResult, n_topics: int) -> ClusterResult:
     """
     from .cluster_edit import _edit
 
+    if result._state is None:
+        raise InvalidInputError("result: expected a ClusterResult made by cluster()")
     tree = _state_tree(result)
     n_topics = _check_level(n_topics, tree.n_clusters)
     fine = result._state.fine_labels if result._state.fine_labels is not None else result.labels
@@ -388,4 +390,5 @@ def apply_topics(result: ClusterResult, n_topics: int | None = None) -> ClusterR
     out = at_level(fine, level)
     return replace(out, params={**out.params, "topics": {
         **out.params["topics"], "default": n_topics is None, "criterion": "silhouette (cosine, "
-        "original space, all points)", "reassigned": "nearest_centroid"}})
+        "original space, all points)", "reassigned": "nearest_centroid",
+        "hdbscan_noise_fraction": float((result.labels < 0).mean())}})

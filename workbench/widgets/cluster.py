@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -28,11 +29,21 @@ from ._common import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ..analysis.topics import TopicTree
     from ..store import Store
 
 
 _TABLE_CSS = (".wb-table td,.wb-table th{padding:2px 10px;text-align:left;"
               "border-bottom:1px solid #e3e7ed;font-size:12px}")
+_TREE_CSS = (".wb-tree{font-size:12px;line-height:1.5}"
+             ".wb-tree details>:not(summary),.wb-tree .wb-topic-leaf{margin-left:14px}"
+             ".wb-tree summary{cursor:pointer}.wb-tree .wb-topic-current>summary,"
+             ".wb-tree div.wb-topic-current{font-weight:600}"
+             ".wb-tree .wb-kw{color:#5b6675;font-weight:400}"
+             ".wb-tree .wb-swatch{display:inline-block;width:9px;height:9px;margin-right:4px;"
+             "border-radius:2px}")
+#: Keywords shown per node of the hierarchy view.
+TREE_KEYWORDS = 4
 
 #: Legend and tooltip label of noise points.
 NOISE_LABEL = "noise"
@@ -102,6 +113,84 @@ def _padded(values: pl.Series) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
+def topic_tree_html(tree: TopicTree, result: ClusterResult, n_topics: int) -> str:
+    """The hierarchy view: `tree` as nested ``<details>``, the root first, every text escaped.
+
+    The nodes that are topics at level `n_topics` are marked (class ``wb-topic-current``,
+    the topic's map colour, its legend label :func:`cluster_label`); the merges above them are
+    open and everything below them collapsed, so the view starts as a list of the current
+    topics however many fine clusters there are. Children are listed in the order of their
+    smallest fine cluster, which is the order of the topic numbers (topics are numbered by
+    their smallest fine cluster).
+
+    Parameters
+    ----------
+    tree : TopicTree
+        :attr:`ClusterResult.hierarchy` (its ``nodes`` frame is read, nothing is computed).
+    result : ClusterResult
+        The clustering at level `n_topics` of `tree`: the topic numbers and names are its
+        (``points["fine_cluster"]`` gives each fine cluster's topic).
+    n_topics : int
+        The current level.
+
+    Returns
+    -------
+    str
+        HTML.
+    """
+    nodes = tree.nodes.sort("node")
+    k = tree.n_clusters
+    parent = nodes.get_column("parent").to_list()
+    left = nodes.get_column("left").to_list()
+    right = nodes.get_column("right").to_list()
+    fine = nodes.get_column("cluster").to_list()
+    appears = nodes.get_column("n_topics").to_list()
+    sizes = nodes.get_column("size").to_list()
+    n_fine = nodes.get_column("n_clusters").to_list()
+    keywords = nodes.get_column("keywords").to_list()
+    pts = result.points
+    if "fine_cluster" in pts.columns:
+        pairs = pts.filter(pl.col("fine_cluster") >= 0).select("fine_cluster", "cluster")
+        topic_of = dict(pairs.unique().iter_rows())
+    else:  # a result cut from the tree always has fine_cluster; this is the tree's own map
+        topic_of = dict(zip(tree.clusters.tolist(), tree.assignment(n_topics).tolist(),
+                            strict=True))
+    names = dict(result.clusters.select("cluster", "name").iter_rows())
+    first: list[int] = [0] * len(parent)  # smallest fine cluster under each node
+    html: list[str] = [""] * len(parent)
+    # scipy numbers a merge after both its children: one pass in node order, no recursion
+    for node in range(len(parent)):
+        kids = [] if node < k else sorted((left[node], right[node]), key=first.__getitem__)
+        first[node] = int(fine[node]) if node < k else first[kids[0]]
+        exists = appears[node] >= n_topics
+        current = exists and (parent[node] is None or appears[parent[node]] < n_topics)
+        kw = ", ".join(keywords[node][:TREE_KEYWORDS])
+        what = f"fine cluster {fine[node]}" if node < k else f"{n_fine[node]} fine clusters"
+        head = f"{esc(what)} · {sizes[node]} points"
+        if current:
+            topic = int(topic_of.get(first[node], -1))
+            label = cluster_label(topic, names.get(topic))
+            head = (f"<span class='wb-swatch' style='background:{cluster_color(topic)}'>"
+                    f"</span>{esc(label)} · {head}")
+            # automatic names are the topic's keywords already
+            if kw and ", ".join(keywords[node][:3]) in label:
+                kw = ""
+        body = f"{head} <span class='wb-kw'>{esc(kw)}</span>" if kw else head
+        cls = "wb-topic wb-topic-current" if current else "wb-topic"
+        if node < k:
+            html[node] = f"<div class='{cls} wb-topic-leaf'>{body}</div>"
+        else:
+            is_open = " open" if appears[node] < n_topics else ""  # a merge not made yet
+            html[node] = (f"<details class='{cls}'{is_open}><summary>{body}</summary>"
+                          + "".join(html[c] for c in kids) + "</details>")
+    rows = tree.criterion.filter(pl.col("n_topics") == n_topics).get_column("silhouette")
+    score = f"; silhouette {rows[0]:.3f}" if rows.len() else ""
+    caption = (f"{k} fine clusters merged by {tree.similarity} similarity; {n_topics} "
+               f"topics shown{score} (the silhouette picks {tree.best_n_topics})")
+    return (f"<style>{_TREE_CSS}</style><div class='wb-tree'><b>Topic hierarchy</b> "
+            f"<span class='wb-kw'>{esc(caption)}</span>{html[-1]}</div>")
+
+
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
     # jupyter-scatter 1.0 calls a pandas API that pandas 3.1 deprecates; nothing to act on.
@@ -124,6 +213,17 @@ class ClusterExplorer(widgets.VBox):
     ``min_cluster_size`` (``recluster(auto=True)``; the controls then show the choice), and
     the cluster table with sizes and keywords.
 
+    The topic hierarchy (:attr:`ClusterResult.hierarchy`): a granularity slider from 1 topic to
+    the K fine clusters moves along the tree, one :meth:`ClusterResult.at_level` call per move
+    (no reduction or HDBSCAN re-run); below the table a collapsible tree of the merges marks
+    the current topics. A result cut from a tree (``"topics" in result.params``, the default
+    for text) holds its tree, so both show at once. For a fine clustering (``topics=False``) the
+    slider starts at K and the tree is built once, by the library, on the first move (building
+    it costs a silhouette curve over all points: not done for a view nobody asked for); the
+    result of that move holds the tree and is the one later moves cut. A checkbox shows the
+    points HDBSCAN left as noise (``points["hdbscan_cluster"] == -1``, reassigned to a topic)
+    grey again: a view of the result, which stays as it is.
+
     Parameters
     ----------
     result : ClusterResult
@@ -143,6 +243,8 @@ class ClusterExplorer(widgets.VBox):
 
     Attributes
     ----------
+    result : ClusterResult
+        The clustering shown (after a re-cluster or a granularity move, the new one).
     selection : polars.DataFrame
         The selected points (``id``, cluster columns and metadata), for going back to code.
     scatter : jscatter.Scatter
@@ -154,6 +256,10 @@ class ClusterExplorer(widgets.VBox):
     min_cluster_size = traitlets.Int(10)
     min_samples = traitlets.Int(5)
     selection_method = traitlets.Unicode("eom")
+    #: Topics at the current level of the hierarchy (the granularity slider).
+    n_topics = traitlets.Int(0)
+    #: Show the points HDBSCAN left as noise as noise (grey), not in their reassigned topic.
+    show_noise = traitlets.Bool(False)
     status = traitlets.Unicode("")
 
     def __init__(self, result: ClusterResult, *, store: Store | None = None,
@@ -162,6 +268,11 @@ class ClusterExplorer(widgets.VBox):
         if result.layout is None:
             raise InvalidInputError("result: has no 2-D layout; cluster with layout='umap'")
         self.result = result
+        # What Re-cluster starts from (its policy: cut from a tree or fine) and what the
+        # slider cuts (the result holding the tree; None until a fine result's first move).
+        self._fine_result = result
+        self._tree_result: ClusterResult | None = result if "topics" in result.params else None
+        self._syncing = False
         self.text_column = text
         if store is not None:
             metadata = store.scan().collect()
@@ -218,20 +329,37 @@ class ClusterExplorer(widgets.VBox):
                                     tooltip="pick the settings by relative validity from a grid "
                                             "around min_cluster_size")
         self._auto.on_click(lambda _: self.recluster(auto=True))
+        self._granularity = widgets.IntSlider(
+            value=1, min=1, max=1, description="topics", continuous_update=False,
+            tooltip="move along the topic hierarchy: 1 topic to every fine cluster",
+            style={"description_width": "initial"})
+        self._granularity.add_class("wb-cluster-granularity")
+        self._noise = widgets.Checkbox(
+            value=False, description="show HDBSCAN noise", indent=False,
+            tooltip="grey the points HDBSCAN left as noise (each is in its nearest topic)")
+        self._noise.add_class("wb-cluster-noise")
+        self._sync_levels()
+        traitlets.link((self._granularity, "value"), (self, "n_topics"))
+        traitlets.link((self._noise, "value"), (self, "show_noise"))
+        self.observe(self._on_n_topics, names="n_topics")
+        self.observe(self._on_show_noise, names="show_noise")
         self._metrics = widgets.HTML()
         self._metrics.add_class("wb-cluster-metrics")
         self._table = widgets.HTML()
         self._table.add_class("wb-cluster-table")
+        self._tree = widgets.HTML()
+        self._tree.add_class("wb-cluster-hierarchy")
         self._status = widgets.HTML()
         self._render_side()
-        side = widgets.VBox([self._metrics, self._color, self._mcs, self._ms, self._method,
+        side = widgets.VBox([self._metrics, self._color, self._granularity, self._noise,
+                             self._mcs, self._ms, self._method,
                              widgets.HBox([self._button, self._auto]), self._status],
                             layout=widgets.Layout(width="34%"))
         view = self.scatter.show()
         view.layout.width = "100%"  # fill the map's column (a flex child shrinks to content)
         map_box = widgets.Box([view], layout=widgets.Layout(width="66%"))
         map_box.add_class("wb-cluster-map")
-        super().__init__([widgets.HBox([map_box, side]), self._table])
+        super().__init__([widgets.HBox([map_box, side]), self._table, self._tree])
         self.add_class("wb-cluster-explorer")
 
     # ------------------------------------------------------------------ data
@@ -249,11 +377,19 @@ class ClusterExplorer(widgets.VBox):
         clusters = self.result.clusters.sort("cluster")
         numbers = clusters.get_column("cluster").to_list()
         names = clusters.get_column("name").to_list()
-        if (self._frame.get_column("cluster") < 0).any():
+        if (self._shown_clusters() < 0).any():
             numbers.append(-1)
             names.append(None)
         labels = [cluster_label(c, n) for c, n in zip(numbers, names, strict=True)]
         return numbers, labels, [cluster_color(c) for c in numbers]
+
+    def _shown_clusters(self) -> pl.Series:
+        """The cluster each point is drawn in (``-1``: noise, as `show_noise` asks)."""
+        f = self._frame
+        if not self.show_noise or "hdbscan_cluster" not in f.columns:
+            return f.get_column("cluster")
+        return f.select(pl.when(pl.col("hdbscan_cluster") < 0).then(-1)
+                        .otherwise(pl.col("cluster")).alias("cluster")).to_series()
 
     def _scatter_frame(self) -> pd.DataFrame:
         """The map's data: ``cluster`` as labels and categorical columns as ordered categories.
@@ -264,7 +400,7 @@ class ClusterExplorer(widgets.VBox):
         """
         f = self._frame
         numbers, labels, _ = self._cluster_categories()
-        cluster = f.get_column("cluster").clip(lower_bound=-1).replace_strict(
+        cluster = self._shown_clusters().clip(lower_bound=-1).replace_strict(
             numbers, labels, return_dtype=pl.Utf8)
         columns = [as_categories(cluster, labels).alias("cluster")]
         columns += [as_categories(f.get_column(c), order).alias(c)
@@ -296,17 +432,15 @@ class ClusterExplorer(widgets.VBox):
         rest = {"auto": True} if auto else {"min_samples": self.min_samples,
                                             "cluster_selection_method": self.selection_method}
         try:
-            new = recluster(self.result, min_cluster_size=self.min_cluster_size, **rest)
+            # from the result given (or re-clustered), not a granularity move's: at_level
+            # marks a fine result as cut from a tree, and recluster would then cut the new one
+            new = recluster(self._fine_result, min_cluster_size=self.min_cluster_size, **rest)
         except WorkbenchError as exc:
-            self.status = f"Error: {exc}"
-            self._status.value = error_html(self.status)
+            self._error(exc)
             return None
-        self.result = new
-        self._frame = pl.concat([new.to_frame(), self._extra], how="horizontal")
-        with _quiet():
-            self.scatter.data(self._scatter_frame())
-            self._apply_color(self.color_by)
-        self._render_side()
+        self._fine_result = new
+        self._tree_result = new if "topics" in new.params else None
+        self._show(new)
         secs = new.params["seconds"]["recluster"]
         self.status = f"{new.clusters.height} clusters ({secs:.2f} s)"
         if auto:
@@ -319,6 +453,82 @@ class ClusterExplorer(widgets.VBox):
                             f"from {new.grid.height} settings by relative validity")
         self._status.value = esc(self.status)
         return new
+
+    def at_level(self, n_topics: int) -> ClusterResult | None:
+        """Show the clustering at `n_topics` topics of the hierarchy (the slider's action).
+
+        One :meth:`ClusterResult.at_level` call; errors go to the status line. A fine
+        clustering's first call builds its topic tree (in the library); its result holds the
+        tree and later calls cut that.
+        """
+        source = self._tree_result or self._fine_result
+        t0 = time.perf_counter()
+        try:
+            new = source.at_level(n_topics)
+        except WorkbenchError as exc:
+            self._error(exc)
+            self._sync_levels()  # the slider back to the level shown
+            return None
+        secs = time.perf_counter() - t0
+        if self._tree_result is None:
+            self._tree_result = new
+        self._show(new)
+        k = new.params["topics"]["fine_clusters"]
+        self.status = f"{new.clusters.height} topics of {k} fine clusters ({secs:.2f} s)"
+        self._status.value = esc(self.status)
+        return new
+
+    def _show(self, new: ClusterResult) -> None:
+        """Show `new`: the map's data and colours, the legend, the side panel and the tree."""
+        self.result = new
+        frame = new.to_frame()
+        # a granularity move adds fine_cluster and hdbscan_cluster: the result's win
+        extra = self._extra.drop([c for c in frame.columns if c in self._extra.columns])
+        self._frame = pl.concat([frame, extra], how="horizontal")
+        self._redraw()
+        self._sync_levels()
+        self._render_side()
+
+    def _redraw(self) -> None:
+        with _quiet():
+            self.scatter.data(self._scatter_frame())
+            self._apply_color(self.color_by)
+
+    def _error(self, exc: Exception) -> None:
+        self.status = f"Error: {exc}"
+        self._status.value = error_html(self.status)
+
+    def _sync_levels(self) -> None:
+        """Set the slider to the shown result's level (K fine clusters at most) without a call.
+
+        A result cut from a tree says its level and K in ``params["topics"]``; a fine one is
+        at its K clusters. With fewer than two clusters there is nothing to move along.
+        """
+        topics = self.result.params.get("topics")
+        if topics is not None:
+            k, level = int(topics["fine_clusters"]), int(topics["n_topics"])
+        else:
+            k = level = self.result.clusters.height
+        self._syncing = True
+        try:
+            self._granularity.max = max(k, 1)
+            self._granularity.value = min(max(level, 1), max(k, 1))
+            self.n_topics = self._granularity.value
+        finally:
+            self._syncing = False
+        self._granularity.layout.display = None if k >= 2 else "none"
+        self._noise.disabled = "hdbscan_cluster" not in self.result.points.columns
+
+    def _on_n_topics(self, change: dict[str, Any]) -> None:
+        if not self._syncing and change["new"] != change["old"]:
+            self.at_level(int(change["new"]))
+
+    def _on_show_noise(self, change: dict[str, Any]) -> None:
+        self._redraw()
+        if change["new"] and "hdbscan_cluster" in self._frame.columns:
+            n = int((self._frame.get_column("hdbscan_cluster") < 0).sum())
+            self.status = f"{n} points HDBSCAN left as noise shown grey"
+            self._status.value = esc(self.status)
 
     def _on_color(self, change: dict[str, Any]) -> None:
         with _quiet():
@@ -369,3 +579,11 @@ class ClusterExplorer(widgets.VBox):
             f"<th>name</th><th>size</th><th>keywords</th></tr></thead><tbody>{body}</tbody>"
             "</table>"
         )
+        tree = self._tree_result.hierarchy if self._tree_result is not None else None
+        if tree is None:
+            self._tree.value = (
+                "<div style='font-size:12px;color:#5b6675'><b>Topic hierarchy</b>: not built "
+                "yet; move the topics slider to build it (once) and cut it</div>"
+                if self.result.clusters.height >= 2 else "")
+        else:
+            self._tree.value = topic_tree_html(tree, self.result, self.n_topics)
