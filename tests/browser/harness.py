@@ -157,6 +157,18 @@ def run_all_cells(page: Any, *, ready_selector: str, timeout: float = 120) -> No
     raise TimeoutError(f"{ready_selector} never appeared after {attempt} run-all attempts")
 
 
+def rerun_cell(page: Any, index: int, output_pattern: str, *, timeout: float = 30) -> None:
+    """Run cell `index` again in place (Ctrl+Enter, no new cell) and wait until some output
+    matches the JavaScript regular expression `output_pattern`."""
+    cell = page.locator(".jp-Cell").nth(index)
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function(
+        "(p) => [...document.querySelectorAll('.jp-OutputArea-output')]"
+        ".some(e => new RegExp(p).test(e.innerText))", arg=output_pattern,
+        timeout=timeout * 1000)
+
+
 def cell_errors(page: Any) -> list[str]:
     """Texts of error outputs in the notebook."""
     nodes = page.query_selector_all(

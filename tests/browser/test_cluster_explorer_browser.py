@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from tests.browser.harness import Lab, cell_errors, run_all_cells, screenshot, write_notebook
+from tests.browser.harness import (
+    Lab,
+    cell_errors,
+    rerun_cell,
+    run_all_cells,
+    screenshot,
+    write_notebook,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -79,12 +86,7 @@ def test_cluster_map_renders_and_lasso_selection_reaches_kernel(lab: Lab, page: 
     page.mouse.up()
     page.wait_for_timeout(1500)
     # re-run the selection cell in place: the kernel reports what the browser selected
-    cell = page.locator(".jp-Cell").nth(len(CELLS) - 1)
-    cell.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Control+Enter")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.jp-OutputArea-output')]"
-        ".some(e => /selected [1-9]/.test(e.innerText))", timeout=30_000)
+    rerun_cell(page, len(CELLS) - 1, r"selected [1-9]")
     assert _selected(page) > 50  # a lasso over a third of the map, not a single click
     # hover: the tooltip shows the row's text as text (the <img onerror> stays inert)
     canvas.scroll_into_view_if_needed()

@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from tests.browser.harness import Lab, cell_errors, run_all_cells, screenshot, write_notebook
+from tests.browser.harness import (
+    Lab,
+    cell_errors,
+    rerun_cell,
+    run_all_cells,
+    screenshot,
+    write_notebook,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -73,12 +80,7 @@ def test_dedup_reviewer_slider_regroups_and_a_decision_reaches_kernel(lab: Lab,
     page.locator(".wb-dedup-accept button, button.wb-dedup-accept").first.click()
     page.wait_for_selector(".wb-dedup-status:has-text('1 pair labelled duplicate')",
                            timeout=30_000)
-    cell = page.locator(".jp-Cell").nth(len(CELLS) - 1)
-    cell.locator(".jp-InputArea-editor").click()
-    page.keyboard.press("Control+Enter")
-    page.wait_for_function(
-        "() => [...document.querySelectorAll('.jp-OutputArea-output')]"
-        ".some(e => /decisions 1/.test(e.innerText))", timeout=30_000)
+    rerun_cell(page, len(CELLS) - 1, r"decisions 1")
     out = page.locator(".jp-OutputArea-output:has-text('decisions ')").last.inner_text()
     assert re.search(r"decisions (\d+)", out).group(1) == "1"
     assert cell_errors(page) == []
