@@ -341,3 +341,19 @@ def test_plot_and_to_frame(planted_store: wb.Store) -> None:
     f = r.to_frame()
     assert f.height == len(planted_store) and f["is_duplicate"].sum() == 60
     assert f.filter(pl.col("group").is_null())["is_representative"].sum() == 0
+
+
+def test_graph_cache_keeps_the_newest_runs_only(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    store = wb.Store.create(tmp_path / "s", dim=16)
+    folder = store.path / "cache" / "dedup"
+    for i in range(5):
+        v = rng.standard_normal((40, 16)).astype(np.float32)
+        store.add(pl.DataFrame({"id": [f"b{i}-{j}" for j in range(40)]}), vectors=v,
+                  progress=False)
+        r = wb.find_duplicates(store, method="cosine", threshold=0.99, only_new=True,
+                               progress=False)
+        assert r.info["searched"] == 40  # the first run in full, then the new batch only
+    names = {p.name.split("-", 1)[0] for p in folder.glob("*.npy")}
+    assert len(names) == 3
+    assert len(list(folder.glob("*.npy"))) == 9

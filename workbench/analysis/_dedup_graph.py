@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 BATCH = 8192
 #: Bump when the meaning of a cached graph changes.
 GRAPH_VERSION = 1
+#: Graphs kept per parameter family (the newest generations' runs); older ones are deleted.
+KEEP_RUNS = 3
 
 
 @dataclass(frozen=True)
@@ -185,8 +187,8 @@ class GraphCache:
         runs = self.runs()
         entry = runs.setdefault(fam, {})
         entry[str(generation)] = name
-        # keep the log small: the ten newest generations per family
-        for g in sorted(entry, key=int)[:-10]:
+        # a graph of 1M rows is ~200 MB: keep the newest KEEP_RUNS per family, delete the rest
+        for g in sorted(entry, key=int)[:-KEEP_RUNS]:
             del entry[g]
         text = json.dumps(runs, sort_keys=True, indent=1)
         try:
@@ -194,7 +196,12 @@ class GraphCache:
             write_atomic(self.folder / "runs.json",
                          lambda p: p.write_text(text, encoding="utf-8"))
         except OSError:
-            pass  # the graph is computed; only only_new loses its starting point
+            return  # the graph is computed; only only_new loses its starting point
+        kept = {n for fam_runs in runs.values() for n in fam_runs.values()}
+        for p in self.folder.glob("*-*.*"):
+            stem = p.name.split("-", 1)[0]
+            if p.suffix in (".npy", ".json") and stem not in kept and p.name != "runs.json":
+                p.unlink(missing_ok=True)
 
 
 def build_graph(
