@@ -92,6 +92,72 @@ def _dedup_section(store, *, method: str):  # noqa: ANN001, ANN202 - Store -> (S
     return Section(f"Near-duplicates ({res.method})", body, note=note), seconds
 
 
+def _topics_section(store):  # noqa: ANN001, ANN202 - Store -> (Section, float)
+    """The demo report's topic hierarchy section, and the seconds cluster() took."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ..analysis import cluster
+    from ..reports import Section, figure_html, frame_table, key_values
+
+    t0 = time.perf_counter()
+    # No map: the report shows no scatter, and the 2-D UMAP would double the time.
+    res = cluster(store, layout=None, progress=False)
+    seconds = time.perf_counter() - t0
+    title = "Topic hierarchy"
+    note = ("wb.cluster(store): UMAP to 5-d and HDBSCAN give fine clusters; outliers go to the "
+            "nearest cluster, the fine clusters are merged by Ward linkage of their unit "
+            "centroids in the original space, and the tree is cut at the level of the highest "
+            "cosine silhouette (all points, original space). result.at_level(n) moves along "
+            "the tree; topics=False keeps the fine clusters")
+    if res.clusters.height < 2:
+        body = (f"<p class='note'>{res.clusters.height} cluster(s) found in {len(store):,} "
+                "rows: no hierarchy to show</p>")
+        return Section(title, body, note=note), seconds
+    tree = res.hierarchy
+    hd = res.points.get_column("hdbscan_cluster").to_numpy()
+    crit = tree.criterion
+    # two or more fine clusters: the criterion has levels 2..min(K, 40), one of them chosen
+    best = crit.filter(pl.col("chosen")).row(0, named=True)
+    runner_up = crit.filter(~pl.col("chosen")).sort("silhouette", descending=True).head(1)
+    chosen = f"{tree.best_n_topics} topics (cosine silhouette {best['silhouette']:.3f}"
+    if runner_up.height:
+        chosen += (f"; next best {runner_up['silhouette'][0]:.3f} at "
+                   f"{runner_up['n_topics'][0]} topics")
+    chosen += f"; levels 2 to {crit['n_topics'].max()} tried)"
+    secs = res.params["seconds"]
+    items = {
+        "rows": f"{res.points.height:,}",
+        "fine clusters (HDBSCAN)": f"{tree.n_clusters} (noise {np.mean(hd < 0):.1%}, "
+                                   "reassigned to the nearest cluster)",
+        "chosen level": chosen,
+        "time": f"{seconds:.1f} s (reduce {secs.get('reduce', 0):.1f} s, cluster "
+                f"{secs.get('cluster', 0):.2f} s, topics {secs.get('topics', 0):.2f} s; the "
+                "reduction is cached beside the store)",
+    }
+    topics = res.clusters.select("cluster", "size", "name", keywords=pl.col("keywords")
+                                 .list.head(8).list.join(", "))
+    fine = res.points.group_by("cluster").agg(
+        fine_clusters=pl.col("fine_cluster").unique().sort().cast(pl.Utf8).str.join(", "))
+    topics = topics.join(fine, on="cluster", how="left", maintain_order="left")
+    body = key_values(items) + f"<h3>Topics at the chosen level ({tree.best_n_topics})</h3>"
+    body += frame_table(topics)
+    if crit.height > 1:
+        fig, ax = plt.subplots(figsize=(6, 2.6))
+        ax.plot(crit["n_topics"], crit["silhouette"], marker=".", color="#4c78a8")
+        ax.axvline(tree.best_n_topics, color="#999", linestyle="--", linewidth=1)
+        ax.set(xlabel="topics (level of the tree)", ylabel="cosine silhouette",
+               title="label-free criterion: silhouette per level")
+        fig.tight_layout()
+        plt.close(fig)
+        body += "<h3>Silhouette per level</h3>" + figure_html(
+            fig, alt="cosine silhouette of every level of the topic tree, the chosen level "
+                     "marked")
+    body += "<h3>Dendrogram of the fine clusters</h3>" + figure_html(
+        tree.plot(), alt="dendrogram of the fine clusters, each labelled by its top keywords")
+    return Section(title, body, note=note), seconds
+
+
 def _notebook_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"--notebooks: no such folder: {folder.resolve()}")
@@ -105,9 +171,9 @@ def demo(args: argparse.Namespace) -> int:
     """Build the demo store, run searches and write ``reports/index.html``.
 
     The store holds paragraphs of the Python documentation (embedded once, then cached). The
-    report shows searches, a filtered search, an ANN recall sweep, near-duplicate groups and
-    timings, and links the notebooks executed from --notebooks (skipped, with a note, when that
-    folder is missing).
+    report shows searches, a filtered search, an ANN recall sweep, near-duplicate groups, the
+    topic hierarchy and timings, and links the notebooks executed from --notebooks (skipped,
+    with a note, when that folder is missing).
 
     Parameters
     ----------
@@ -156,12 +222,15 @@ def demo(args: argparse.Namespace) -> int:
     dedup, t_dedup = _dedup_section(store, method="hybrid" if args.embedder == "minilm"
                                     else "cosine")
     sections.append(dedup)
+    hierarchy, t_topics = _topics_section(store)
+    sections.append(hierarchy)
     sections.append(Section(
         "Timing",
         frame_table(pl.DataFrame({
             "step": ["build or update store (embeddings cached)", "5 searches (batched)",
-                     "near-duplicates (find_duplicates)"],
-            "seconds": [round(t_build, 2), round(t_search, 4), round(t_dedup, 3)],
+                     "near-duplicates (find_duplicates)", "topic hierarchy (cluster)"],
+            "seconds": [round(t_build, 2), round(t_search, 4), round(t_dedup, 3),
+                        round(t_topics, 2)],
         })),
     ))
     nb_dir = Path(args.notebooks)
