@@ -468,6 +468,7 @@ def find_duplicates(
         "method": method, "keep": keep, "k": k_eff, "expansion": breadth,
         "generation": s.manifest.generation, "searched": graph.searched,
         "searched_deeper": graph.deeper, "searched_exactly": graph.exact,
+        "unreached": graph.unreached,
         "cached": graph.cached, "base_generation": graph.base_generation,
         "text": text if has_text else None, "notes": notes, "blend": (
             None if method != "hybrid" or blend is None else blend.to_dict()),
