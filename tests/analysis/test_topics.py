@@ -89,6 +89,13 @@ def test_nodes_have_keywords_sizes_and_a_root(result: wb.ClusterResult, nested: 
     assert all(any(w.startswith("topic") for w in kw) for kw in coarse_nodes["keywords"])
     leaves = nodes.filter(pl.col("cluster").is_not_null())
     assert leaves.height == k and all(len(kw) > 0 for kw in leaves["keywords"])
+    # exemplars: members of the node, nearest its centroid; the root's come from all points
+    ids = result.points["id"].to_list()
+    fine = dict(zip(ids, result.points["fine_cluster"].to_list(), strict=True))
+    for row in nodes.iter_rows(named=True):
+        assert 1 <= len(row["exemplars"]) <= 5
+        if row["cluster"] is not None:
+            assert {fine[e] for e in row["exemplars"]} == {row["cluster"]}
     assert len(result.hierarchy.plot().axes) == 1
 
 

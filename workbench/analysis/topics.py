@@ -48,7 +48,8 @@ class TopicTree:
         root), ``left, right: i32`` (null for leaves), ``cluster: i32`` (the fine cluster of a
         leaf, null otherwise), ``n_clusters: u32``, ``size: u32`` (points), ``height: f64``
         (merge distance; 0 for leaves), ``n_topics: u32`` (topics at the level where the node
-        appears), ``keywords: list[str]``.
+        appears), ``keywords: list[str]``, ``exemplars: list[str]`` (ids of members nearest
+        the node's centroid in the original space).
     criterion : polars.DataFrame
         ``n_topics: u32, silhouette: f64`` (cosine, original space, all points), ``chosen``.
     best_n_topics : int
@@ -237,7 +238,45 @@ def topic_tree(
     }).with_columns(chosen=pl.col("n_topics") == best)
     sizes = np.bincount(leaf, minlength=k)
     nodes = _nodes(z, clusters, sizes, per_cluster, terms, result._state.top_n)
+    nodes = nodes.with_columns(exemplars=_node_exemplars(
+        result, x, fine, clusters, leaf, ok, nodes, result._state.n_exemplars))
     return replace(tree, nodes=nodes, criterion=criterion, best_n_topics=int(best))
+
+
+def _node_exemplars(
+    result: ClusterResult, x: NDArray[np.float32], fine: NDArray[np.int32],
+    clusters: NDArray[np.int32], leaf: NDArray[np.int64], ok: NDArray[np.bool_],
+    nodes: pl.DataFrame, n_exemplars: int,
+) -> pl.Series:
+    """Ids of each node's members nearest its centroid (cosine, original space).
+
+    They are chosen among its fine clusters' own candidates (the ``n_exemplars`` members of
+    each fine cluster nearest that cluster's centroid), so the cost stays nodes x clusters.
+    """
+    k = clusters.size
+    sums = np.zeros((k, x.shape[1]))
+    np.add.at(sums, leaf, x[ok])
+    members = np.flatnonzero(ok)
+    cand: list[NDArray[np.int64]] = []
+    for c in range(k):
+        rows = members[leaf == c]
+        sim = x[rows] @ sums[c]
+        cand.append(rows[np.argsort(-sim, kind="stable")[:n_exemplars]])
+    ids = result.points.get_column("id").to_numpy()
+    left = nodes.get_column("left").to_list()
+    right = nodes.get_column("right").to_list()
+    leaves_of: list[list[int]] = [[c] for c in range(k)] + [[] for _ in range(k - 1)]
+    node_sums = list(sums) + [np.zeros(x.shape[1]) for _ in range(k - 1)]
+    for node in range(k, 2 * k - 1):
+        a, b = left[node], right[node]
+        leaves_of[node] = leaves_of[a] + leaves_of[b]
+        node_sums[node] = node_sums[a] + node_sums[b]
+    out: list[list[str]] = []
+    for node in range(2 * k - 1):
+        pool = np.concatenate([cand[c] for c in leaves_of[node]])
+        sim = x[pool] @ node_sums[node]
+        out.append([str(i) for i in ids[pool[np.argsort(-sim, kind="stable")[:n_exemplars]]]])
+    return pl.Series("exemplars", out, dtype=pl.List(pl.Utf8))
 
 
 def _ctfidf(per_class: NDArray[np.float64]) -> NDArray[np.float64]:
