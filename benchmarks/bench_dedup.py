@@ -344,6 +344,11 @@ class Summary:
     ok: bool | None = None
     note: str = ""
 
+    def __post_init__(self) -> None:  # a progress line per result, so a cut run keeps them
+        log(f"result: {self.step}: {self.ours} {self.unit}"
+            + (f" (anchor {self.anchor})" if self.anchor is not None else "")
+            + (f" [{self.note}]" if self.note else ""))
+
 
 def near_copies(rng: np.random.Generator, v: NDArray[np.float32], noise: float,
                 ) -> NDArray[np.float32]:
@@ -419,8 +424,11 @@ def run_child(path: Path, out: Path, thr: float) -> dict[str, Any]:
            "--child-out", str(out), "--child-threshold", str(thr)]
     proc = subprocess.run(cmd, check=False)
     if proc.returncode != 0:
+        log(f"find_duplicates subprocess failed with exit code {proc.returncode}")
         raise RuntimeError(f"find_duplicates subprocess failed with exit code {proc.returncode}")
-    info: dict[str, Any] = json.loads(out.read_text())
+    text = out.read_text()
+    log(f"subprocess result: {text}")
+    info: dict[str, Any] = json.loads(text)
     info["groups"] = pl.read_parquet(out.with_suffix(".parquet"))
     info["pairs"] = pl.read_parquet(out.with_suffix(".pairs.parquet"))
     return info
@@ -538,6 +546,7 @@ def run_scale(args: argparse.Namespace) -> list[str]:
                        f"expansion={ci['expansion']} searched={ci['searched']:,} "
                        f"searched_deeper={ci.get('searched_deeper')} "
                        f"searched_exactly={ci.get('searched_exactly')} "
+                       f"unreached={ci.get('unreached')} "
                        f"seconds={ci['seconds']}")
         log(f"(b) cold {t_cold:.1f} s, peak RSS {rss:.2f} GB, recall {q['pair_recall']:.4f}")
 
