@@ -522,19 +522,39 @@ def run_scale(args: argparse.Namespace) -> list[str]:
         log(f"data generated in {time.perf_counter() - t0:.1f} s")
         frame, vectors, truth = data.frame, data.vectors, data.truth
 
-        # (a) ingest
+        # (a) ingest (or a copy of a store ingested earlier by this script: --store-cache)
         path = tmp / "store"
-        log(f"(a) ingest {n:,} rows into an f16 store")
-        t0 = time.perf_counter()
-        store = wb.Store.create(path, dim=DIM)
-        keys = store.add(frame, vectors=vectors, progress=True)
-        t_ingest = time.perf_counter() - t0
-        if keys[0] != 0 or keys[-1] != n - 1:
-            raise RuntimeError("store keys do not follow row order")
+        kept = (None if args.store_cache is None
+                else args.store_cache / f"{args.data}-{n}-seed{args.seed}")
+        if kept is not None and (kept / "ingest.json").exists():
+            t_ingest = float(json.loads((kept / "ingest.json").read_text())["seconds"])
+            log(f"(a) copying the store ingested earlier from {kept}")
+            shutil.copytree(kept / "store", path)
+            store = wb.Store.open(path)
+            how = f"measured when {kept} was built"
+        else:
+            log(f"(a) ingest {n:,} rows into an f16 store")
+            t0 = time.perf_counter()
+            store = wb.Store.create(path, dim=DIM)
+            keys = store.add(frame, vectors=vectors, progress=True)
+            t_ingest = time.perf_counter() - t0
+            if keys[0] != 0 or keys[-1] != n - 1:
+                raise RuntimeError("store keys do not follow row order")
+            how = "this run"
+            if kept is not None:
+                store.close()
+                shutil.rmtree(kept, ignore_errors=True)
+                kept.mkdir(parents=True)
+                shutil.copytree(path, kept / "store")
+                (kept / "ingest.json").write_text(json.dumps({"seconds": t_ingest}))
+                store = wb.Store.open(path)
         disk = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
         summary.append(Summary(f"(a) ingest {n:,} rows (create + add, f16)", "s", t_ingest,
-                               note=f"{n / t_ingest:,.0f} rows/s, {disk / 1e9:.2f} GB on disk"))
+                               note=f"{n / t_ingest:,.0f} rows/s, {disk / 1e9:.2f} GB on disk"
+                                    f" ({how})"))
         log(f"(a) ingest {t_ingest:.1f} s ({n / t_ingest:,.0f} rows/s)")
+        if args.ingest_only:
+            return []
 
         # (b) cold, in a subprocess
         shutil.rmtree(path / "cache" / "dedup", ignore_errors=True)
@@ -696,6 +716,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tmp", type=Path, default=Path("/tmp"),
                    help="parent folder for temporary stores")
     p.add_argument("--keep", action="store_true", help="keep the temporary stores")
+    p.add_argument("--store-cache", type=Path, default=None,
+                   help="scale: keep the ingested store in this folder and, when it is there "
+                        "already (same --data, --n, --seed), copy it instead of ingesting again")
+    p.add_argument("--ingest-only", action="store_true",
+                   help="scale: stop after the ingest (with --store-cache: build the store)")
     p.add_argument("--strict", action="store_true", help="exit 1 when a goal fails")
     p.add_argument("--child-dedup", default=None, help=argparse.SUPPRESS)
     p.add_argument("--child-out", default=None, help=argparse.SUPPRESS)

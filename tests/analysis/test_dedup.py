@@ -48,10 +48,13 @@ def _copy(store: wb.Store, dest: Path) -> wb.Store:
     return wb.Store.open(dest)
 
 
-@pytest.mark.parametrize("threshold", [None, 0.98])
+@pytest.mark.parametrize(("threshold", "candidates"),
+                         [(None, "auto"), (0.98, "index"), (0.98, "lsh")])
 def test_planted_groups_found(planted_store: wb.Store, stream: wb.datasets.SyntheticStream,
-                              threshold: float | None) -> None:
-    r = wb.find_duplicates(planted_store, method="cosine", threshold=threshold, progress=False)
+                              threshold: float | None, candidates: str) -> None:
+    r = wb.find_duplicates(planted_store, method="cosine", threshold=threshold,
+                           candidates=candidates, progress=False)  # type: ignore[arg-type]
+    assert r.info["candidates"] == ("index" if candidates == "auto" else candidates)
     assert _pair_f1(_groups(r), stream.duplicate_groups) >= 0.98
     assert r.summary["groups"] == 30 and r.summary["duplicates"] == 60
     assert r.summary["share"] == pytest.approx(60 / 6_000)
@@ -179,10 +182,12 @@ def test_regroup_from_cache_equals_a_cold_run(planted_store: wb.Store) -> None:
         cold.regroup(0.5)  # below the pairs it kept
 
 
+@pytest.mark.parametrize("candidates", ["index", "lsh"])
 def test_incremental_run_searches_only_new_rows(tmp_path: Path, planted_store: wb.Store,
-                                                stream: wb.datasets.SyntheticStream) -> None:
+                                                candidates: str) -> None:
     store = _copy(planted_store, tmp_path / "s")
-    full = wb.find_duplicates(store, method="cosine", threshold=0.98, progress=False)
+    full = wb.find_duplicates(store, method="cosine", threshold=0.98, progress=False,
+                              candidates=candidates)  # type: ignore[arg-type]
     rng = np.random.default_rng(5)
     old = store.vectors(["row-000100", "row-004000"])
     jitter = rng.standard_normal(old.shape).astype(np.float32) * 0.01
@@ -190,7 +195,7 @@ def test_incremental_run_searches_only_new_rows(tmp_path: Path, planted_store: w
     new_ids = ["new-dup-100", "new-dup-4000"] + [f"new-{i}" for i in range(48)]
     store.add(pl.DataFrame({"id": new_ids}), vectors=new_vecs, progress=False)
     inc = wb.find_duplicates(store, method="cosine", threshold=0.98, only_new=True,
-                             progress=False)
+                             candidates=candidates, progress=False)  # type: ignore[arg-type]
     assert inc.info["searched"] == 50 and inc.info["base_generation"] == full.info["generation"]
     groups = _groups(inc)
     assert any({"row-000100", "new-dup-100"} <= g for g in groups)
@@ -198,9 +203,10 @@ def test_incremental_run_searches_only_new_rows(tmp_path: Path, planted_store: w
     # the old groups are all still there, and a cold run agrees
     assert _groups(full) <= groups
     cold = wb.find_duplicates(store, method="cosine", threshold=0.98, cache=False,
-                              progress=False)
+                              candidates=candidates, progress=False)  # type: ignore[arg-type]
     assert _groups(cold) == groups
     by_gen = wb.find_duplicates(store, method="cosine", threshold=0.98, progress=False,
+                                candidates=candidates,  # type: ignore[arg-type]
                                 since_generation=full.info["generation"])
     assert by_gen.info["cached"]  # the incremental graph was cached under the new rows
     with pytest.raises(InvalidInputError, match="since_generation"):
@@ -208,16 +214,20 @@ def test_incremental_run_searches_only_new_rows(tmp_path: Path, planted_store: w
                            since_generation=999, k=5, progress=False)
 
 
+@pytest.mark.parametrize("candidates", ["index", "lsh"])
 def test_deleted_rows_and_where_are_excluded(tmp_path: Path, planted_store: wb.Store,
-                                            stream: wb.datasets.SyntheticStream) -> None:
+                                            stream: wb.datasets.SyntheticStream,
+                                            candidates: str) -> None:
     store = _copy(planted_store, tmp_path / "s")
     g0 = stream.duplicate_groups[0]
     store.delete(g0[1:])
-    r = wb.find_duplicates(store, method="cosine", threshold=0.98, progress=False)
+    r = wb.find_duplicates(store, method="cosine", threshold=0.98, progress=False,
+                           candidates=candidates)  # type: ignore[arg-type]
     assert not set(g0[1:]) & set(r.groups["id"].to_list())
     assert r.summary["groups"] == 29 and r.summary["rows"] == len(store)
     # where restricts both sides: regime 0 only
     w = wb.find_duplicates(store, method="cosine", threshold=0.98, progress=False,
+                           candidates=candidates,  # type: ignore[arg-type]
                            where=pl.col("regime") == 0)
     kept = set(store.scan().filter(pl.col("regime") == 0).collect()["id"].to_list())
     assert set(w.pairs["id_a"].to_list()) | set(w.pairs["id_b"].to_list()) <= kept
@@ -319,6 +329,13 @@ def test_bad_input_is_refused_and_changes_nothing(planted_store: wb.Store,
         wb.find_duplicates(planted_store, method="cosine", k=0, progress=False)
     with pytest.raises(InvalidInputError, match="method"):
         wb.find_duplicates(planted_store, method="fuzzy", progress=False)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="candidates"):
+        wb.find_duplicates(planted_store, candidates="lsh", progress=False)  # hybrid
+    with pytest.raises(InvalidInputError, match="candidates"):
+        wb.find_duplicates(planted_store, method="cosine", candidates="lsh", progress=False)
+    with pytest.raises(InvalidInputError, match="candidates"):
+        wb.find_duplicates(planted_store, candidates="kmeans",  # type: ignore[arg-type]
+                           progress=False)
     with pytest.raises(EmptyInputError, match="where"):
         wb.find_duplicates(planted_store, method="cosine", where=pl.col("regime") == 99,
                            progress=False)
@@ -343,7 +360,9 @@ def test_plot_and_to_frame(planted_store: wb.Store) -> None:
     assert f.filter(pl.col("group").is_null())["is_representative"].sum() == 0
 
 
-def test_graph_cache_keeps_the_newest_runs_only(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("candidates", "files"), [("index", 3), ("lsh", 5)])
+def test_graph_cache_keeps_the_newest_runs_only(tmp_path: Path, candidates: str,
+                                                files: int) -> None:
     rng = np.random.default_rng(2)
     store = wb.Store.create(tmp_path / "s", dim=16)
     folder = store.path / "cache" / "dedup"
@@ -352,8 +371,39 @@ def test_graph_cache_keeps_the_newest_runs_only(tmp_path: Path) -> None:
         store.add(pl.DataFrame({"id": [f"b{i}-{j}" for j in range(40)]}), vectors=v,
                   progress=False)
         r = wb.find_duplicates(store, method="cosine", threshold=0.99, only_new=True,
-                               progress=False)
+                               candidates=candidates, progress=False)  # type: ignore[arg-type]
         assert r.info["searched"] == 40  # the first run in full, then the new batch only
+        assert r.info["candidates"] == candidates
     names = {p.name.split("-", 1)[0] for p in folder.glob("*.npy")}
     assert len(names) == 3
-    assert len(list(folder.glob("*.npy"))) == 9
+    # keys, neighbours, similarities (+ LSH codes and plan) of each kept run
+    assert len(list(folder.glob("*.npy"))) == 3 * files
+
+
+def test_lsh_recall_guarantee_at_the_floor() -> None:
+    """Pairs planted at exactly the floor cosine, in random directions: the banded hyperplanes
+    find them at the promised rate (>= 0.999 each; >= 0.99 of 3,000 allows for sampling),
+    one band collides at p ** bits (Charikar: p = 1 - angle / pi), and nothing below the floor
+    is ever reported."""
+    from workbench.analysis import _dedup_lsh as lsh
+
+    rng = np.random.default_rng(11)
+    m, d, floor = 3_000, 64, 0.95
+    a = rng.standard_normal((m, d)).astype(np.float32)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    o = rng.standard_normal((m, d)).astype(np.float32)
+    o -= (o * a).sum(axis=1, keepdims=True) * a
+    o /= np.linalg.norm(o, axis=1, keepdims=True)
+    b = floor * a + np.sqrt(1 - floor**2) * o  # cos(a, b) == floor exactly
+    x = np.concatenate([a, b]).astype(np.float32)
+    plan = lsh.plan(x, floor - 1e-4)
+    assert plan.recall >= lsh.RECALL
+    assert plan.recall == pytest.approx(lsh.collision_recall(floor - 1e-4, plan.bits, plan.bands))
+    pos, sim, codes = lsh.self_join(x, plan, 4, progress=False)
+    found = (pos[:m] == np.arange(m, 2 * m)[:, None]).any(axis=1)
+    assert found.mean() >= 0.99
+    assert (sim[np.isfinite(sim)] >= floor - 1e-4).all()
+    p = 1 - np.arccos(floor) / np.pi
+    band0 = (codes[:m, 0] == codes[m:, 0]).mean()
+    expect = p ** plan.bits
+    assert abs(band0 - expect) <= 4 * np.sqrt(expect * (1 - expect) / m) + 1e-3

@@ -66,6 +66,8 @@ class KnnGraph:
     deeper: int = 0
     exact: int = 0
     unreached: int = 0
+    #: The LSH plan (bits, bands, floor, recall) of a ``candidates="lsh"`` graph; None: HNSW.
+    lsh: dict[str, float | int] | None = None
 
 
 def _digest(*parts: Any) -> str:
@@ -77,9 +79,13 @@ def _digest(*parts: Any) -> str:
     return h.hexdigest()
 
 
-def family(store: Store, *, k: int, expansion: int, where: Any) -> str:
-    """What the graph's neighbours depend on besides the keys: one run log per value."""
+def family(store: Store, *, k: int, expansion: int, where: Any, lsh: bool = False) -> str:
+    """What the graph's neighbours depend on besides the keys: one run log per value. An LSH
+    graph depends on the vectors only (not the index); its floor is kept beside it."""
     m = store._manifest
+    if lsh:
+        return _digest(GRAPH_VERSION, "lsh", k, m.dim, m.model,
+                       None if where is None else str(where))
     return _digest(GRAPH_VERSION, k, expansion, m.metric, m.dtype, m.index_params,
                    m.model,
                    None if where is None else str(where))
@@ -231,9 +237,21 @@ def build_graph(
     since_generation: int | None,
     only_new: bool,
     progress: bool,
+    lsh_floor: float | None = None,
+    lsh_accept: float | None = None,
 ) -> tuple[KnnGraph, str]:
     """The kNN graph of `selection` (live rows, sorted by key): from the cache, incrementally
-    from an earlier run's graph, or searched in full. Returns the graph and a note."""
+    from an earlier run's graph, or searched in full. Returns the graph and a note.
+
+    With `lsh_floor` the candidates come from random-hyperplane LSH instead of the index
+    (``_dedup_lsh``): the graph then holds each row's top-k neighbours at cosine >= the floor.
+    A cached LSH graph whose floor is at most `lsh_accept` (the threshold) is used as it is.
+    """
+    if lsh_floor is not None:
+        return _build_lsh(store, s, selection, where=where, k=k, cache=cache,
+                          since_generation=since_generation, only_new=only_new,
+                          progress=progress, floor=lsh_floor,
+                          accept=lsh_floor if lsh_accept is None else lsh_accept)
     keys = selection.get_column("key").to_numpy()
     fam = family(store, k=k, expansion=expansion, where=where)
     name = _digest(fam, keys)
@@ -247,26 +265,9 @@ def build_graph(
     base = None
     note = "kNN graph searched in full"
     if since_generation is not None or only_new:
-        runs = cache.runs().get(fam, {})
-        if since_generation is not None:
-            if str(since_generation) not in runs:
-                known = sorted(int(g) for g in runs)
-                raise InvalidInputError(
-                    f"since_generation: expected a generation with a recorded dedup run of the "
-                    f"same k, where and index ({known or 'none recorded'}), got "
-                    f"{since_generation}"
-                )
-            base_gen = since_generation
-        else:
-            base_gen = max((int(g) for g in runs), default=None)
-        loaded = None if base_gen is None else cache.load(runs[str(base_gen)])
-        if loaded is None and since_generation is not None:
-            raise InvalidInputError(
-                f"since_generation: the cached graph of generation {since_generation} is gone "
-                "from the cache folder; run find_duplicates without it"
-            )
-        if loaded is not None:
-            base = (base_gen, *loaded)
+        found = _base_run(cache, fam, since_generation)
+        if found is not None:
+            base = (found[0], *found[2])
         else:
             note = "no earlier dedup run recorded: kNN graph searched in full"
     if base is None:
@@ -294,6 +295,139 @@ def build_graph(
         note = (f"incremental: {graph.searched} row(s) new since generation {base_gen} searched "
                 f"against all {keys.size}")
     cache.save(name, graph, fam)
+    cache.record(fam, generation, name)
+    return graph, note
+
+
+def _base_run(cache: GraphCache, fam: str, since_generation: int | None
+              ) -> tuple[int, str, tuple[NDArray[np.uint64], NDArray[np.uint64],
+                                         NDArray[np.float32]]] | None:
+    """The earlier run an incremental run starts from: (generation, graph name, arrays), or
+    None when `since_generation` is None and no run is recorded."""
+    runs = cache.runs().get(fam, {})
+    if since_generation is not None:
+        if str(since_generation) not in runs:
+            known = sorted(int(g) for g in runs)
+            raise InvalidInputError(
+                f"since_generation: expected a generation with a recorded dedup run of the "
+                f"same k, where and candidates ({known or 'none recorded'}), got "
+                f"{since_generation}"
+            )
+        base_gen = since_generation
+    else:
+        base_gen = max((int(g) for g in runs), default=None)
+    loaded = None if base_gen is None else cache.load(runs[str(base_gen)])
+    if loaded is None:
+        if since_generation is not None:
+            raise InvalidInputError(
+                f"since_generation: the cached graph of generation {since_generation} is gone "
+                "from the cache folder; run find_duplicates without it"
+            )
+        return None
+    assert base_gen is not None
+    return base_gen, runs[str(base_gen)], loaded
+
+
+def _lsh_meta(cache: GraphCache, name: str) -> tuple[dict[str, float | int],
+                                                     NDArray[np.uint64]] | None:
+    """The plan and codes saved beside an LSH graph."""
+    plan_arr = cache.arrays.load(f"{name}-plan")
+    codes = cache.arrays.load(f"{name}-codes")
+    if plan_arr is None or codes is None or plan_arr.shape != (5,) or codes.dtype != np.uint64:
+        return None
+    floor, bits, bands, recall, probe = plan_arr.tolist()
+    if codes.ndim != 2 or codes.shape[1] != int(bands):
+        return None
+    return ({"bits": int(bits), "bands": int(bands), "floor": float(floor),
+             "recall": float(recall), "probe_pairs": int(probe)}, codes)
+
+
+def _build_lsh(
+    store: Store, s: Snapshot, selection: pl.DataFrame, *, where: Any, k: int,
+    cache: GraphCache, since_generation: int | None, only_new: bool, progress: bool,
+    floor: float, accept: float,
+) -> tuple[KnnGraph, str]:
+    """build_graph's LSH path: cached (a graph of a floor at or below `accept`), incremental
+    (new rows' codes joined against the cached codes of the others), or in full."""
+    from . import _dedup_lsh as lsh
+
+    keys = selection.get_column("key").to_numpy()
+    fam = family(store, k=k, expansion=0, where=where, lsh=True)
+    name = _digest(fam, keys)
+    generation = s.manifest.generation
+    hit = cache.load(name)
+    meta = _lsh_meta(cache, name) if hit is not None else None
+    if (hit is not None and meta is not None and np.array_equal(hit[0], keys)
+            and float(meta[0]["floor"]) <= accept + 1e-9 and meta[1].shape[0] == keys.size):
+        cache.record(fam, generation, name)
+        return KnnGraph(keys=hit[0], nbr=hit[1], sim=hit[2], generation=generation,
+                        searched=0, cached=True, lsh=meta[0]), "LSH graph read from the cache"
+    base = None
+    note = "LSH candidates over all rows, verified exactly"
+    if since_generation is not None or only_new:
+        found = _base_run(cache, fam, since_generation)
+        bmeta = None if found is None else _lsh_meta(cache, found[1])
+        if found is not None and bmeta is not None and float(bmeta[0]["floor"]) <= accept + 1e-9:
+            base = (found[0], found[2], bmeta)
+        elif since_generation is not None:
+            raise InvalidInputError(
+                f"since_generation: the LSH run of generation {since_generation} has a floor "
+                f"above {accept:.3f} or lost its codes; run find_duplicates without it"
+            )
+        else:
+            note = "no earlier LSH dedup run at this floor: LSH over all rows"
+    if base is None:
+        x = lsh.unit_vectors(s, selection)
+        p = lsh.plan(x, floor)
+        pos, sim, codes = lsh.self_join(x, p, k, progress=progress)
+        del x
+        nbr = np.where(pos >= 0, keys[np.maximum(pos, 0)], 0).astype(np.uint64)
+        graph = KnnGraph(keys=keys, nbr=nbr, sim=sim, generation=generation,
+                         searched=keys.size, cached=False, lsh=p.to_dict())
+    else:
+        base_gen, (old_keys, old_nbr, old_sim), (pdict, old_codes) = base
+        p = lsh.LshPlan(**pdict)  # type: ignore[arg-type]
+        keep = _isin_sorted(old_keys, keys)
+        old_keys, old_nbr, old_sim = old_keys[keep], old_nbr[keep], old_sim[keep]
+        old_codes = old_codes[keep]
+        gone = ~_isin_sorted(old_nbr, keys) & np.isfinite(old_sim)
+        old_sim = np.where(gone, -np.inf, old_sim).astype(np.float32)
+        new_mask = ~_isin_sorted(keys, old_keys)
+        new_rows = selection.filter(pl.Series(new_mask))
+        new_keys = keys[new_mask]
+        x = lsh.unit_vectors(s, new_rows)
+        pos, nsim, new_codes = lsh.self_join(x, p, k, progress=progress)
+        qa, qb = lsh.probe_old(new_codes, old_codes)
+        from .dedup import _exact_cosine
+
+        cos, _ = _exact_cosine(s, new_keys[qa], old_keys[qb])
+        nn = pos >= 0
+        rows_of = np.broadcast_to(np.arange(x.shape[0])[:, None], pos.shape)
+        edges = pl.concat([
+            pl.DataFrame({"i": rows_of[nn], "j": new_keys[pos[nn]], "s": nsim[nn]}),
+            pl.DataFrame({"i": qa, "j": old_keys[qb], "s": cos.astype(np.float32)}),
+        ], how="vertical_relaxed").filter(pl.col("s") >= floor)
+        top = (edges.sort(["i", "s"], descending=[False, True])
+               .group_by("i", maintain_order=True).head(k)
+               .with_columns(r=pl.int_range(pl.len()).over("i")))
+        nbr_new = np.zeros((x.shape[0], k), dtype=np.uint64)
+        sim_new = np.full((x.shape[0], k), -np.inf, dtype=np.float32)
+        ti, tr = top.get_column("i").to_numpy(), top.get_column("r").to_numpy()
+        nbr_new[ti, tr] = top.get_column("j").to_numpy()
+        sim_new[ti, tr] = top.get_column("s").to_numpy()
+        all_keys = np.concatenate([old_keys, new_keys])
+        order = np.argsort(all_keys, kind="stable")
+        graph = KnnGraph(keys=all_keys[order], nbr=np.concatenate([old_nbr, nbr_new])[order],
+                         sim=np.concatenate([old_sim, sim_new])[order], generation=generation,
+                         searched=int(new_mask.sum()), cached=False, base_generation=base_gen,
+                         lsh=p.to_dict())
+        codes = np.concatenate([old_codes, new_codes])[order]
+        note = (f"incremental: {graph.searched} row(s) new since generation {base_gen} hashed "
+                f"and joined against all {keys.size} by LSH bucket")
+    cache.save(name, graph, fam)
+    meta_arr = np.array([p.floor, p.bits, p.bands, p.recall, p.probe_pairs], dtype=np.float64)
+    cache.arrays.save(f"{name}-codes", codes, {"family": fam})
+    cache.arrays.save(f"{name}-plan", meta_arr, {"family": fam})
     cache.record(fam, generation, name)
     return graph, note
 

@@ -30,6 +30,8 @@ from ._dedup_group import (
     group_components,
     group_representative,
 )
+from ._dedup_lsh import MAX_BANDS as LSH_MAX_BANDS
+from ._dedup_lsh import RECALL as LSH_RECALL
 from ._dedup_text import DEFAULT_BLEND, FEATURES, DedupBlend, content_hash, lexical_features
 from ._dedup_text import normalized_text as _normalized_text
 
@@ -50,6 +52,12 @@ COSINE_MARGIN = 0.1
 #: Search breadth (ef) of the self-join at least k + 1: near duplicates are a row's closest
 #: neighbours, which HNSW reaches first (planted-pair recall in benchmarks/bench_dedup.py).
 MIN_EXPANSION = 24
+CANDIDATES = ("auto", "index", "lsh")
+#: ``candidates="auto"`` takes LSH for a cosine dedup with a threshold at least this high.
+LSH_AUTO_MIN = 0.95
+#: LSH guarantees its recall for pairs down to this far below the threshold (so a slightly
+#: lower re-threshold still reads the cached graph).
+LSH_SLACK = 0.02
 
 
 class DedupWarning(UserWarning):
@@ -147,12 +155,16 @@ class DedupResult:
 
         fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.2))
         nn = self.nearest.get_column("nearest").to_numpy()
-        nn = nn[np.isfinite(nn)]
-        ax0.hist(nn, bins=bins, color="#4c78a8")
-        ax0.set(title="nearest-neighbour cosine per row", xlabel="cosine", ylabel="rows")
-        sc = self.pairs.get_column("score").to_numpy()
+        nn = nn[np.isfinite(nn)].astype(np.float64)
+        if nn.size:
+            ax0.hist(nn, bins=bins, range=_hist_range(nn), color="#4c78a8")
+        lsh = self.info.get("lsh")
+        ax0.set(title="nearest-neighbour cosine per row" if not lsh else
+                f"nearest-neighbour cosine (rows with one >= {lsh['floor']:.2f})",
+                xlabel="cosine", ylabel="rows")
+        sc = self.pairs.get_column("score").to_numpy().astype(np.float64)
         if sc.size:
-            ax1.hist(sc, bins=bins, color="#72b7b2", log=True)
+            ax1.hist(sc, bins=bins, range=_hist_range(sc), color="#72b7b2", log=True)
         else:
             ax1.text(0.5, 0.5, "no candidate pairs", ha="center", va="center",
                      transform=ax1.transAxes)
@@ -173,6 +185,13 @@ def _check_threshold(threshold: Any) -> float:
     if not (0.0 < t <= 1.0) or math.isnan(t):
         raise InvalidInputError(f"threshold: expected a number in (0, 1], got {threshold}")
     return t
+
+
+def _hist_range(v: NDArray[np.float64]) -> tuple[float, float]:
+    """The values' range, widened when (nearly) all are equal (float32 scores at 1.0 give a
+    range too narrow for the bins)."""
+    lo, hi = float(v.min()), float(v.max())
+    return (lo - 0.005, hi + 0.005) if hi - lo < 1e-3 else (lo, hi)
 
 
 def _otsu(values: NDArray[np.float32], lo: float, hi: float) -> float:
@@ -255,6 +274,7 @@ def find_duplicates(
     punctuation: bool = False,
     blend: DedupBlend | None = None,
     expansion: int | None = None,
+    candidates: Literal["auto", "index", "lsh"] = "auto",
     since_generation: int | None = None,
     only_new: bool = False,
     cache: bool = True,
@@ -307,6 +327,16 @@ def find_duplicates(
     expansion : int, optional
         HNSW search breadth of the self-join (default ``max(k + 1, 24)``), on private views
         of the index files: the handle's own setting is untouched.
+    candidates : {"auto", "index", "lsh"}
+        Where candidate pairs come from. ``"index"``: the kNN self-join through the store's
+        HNSW index (any threshold, any method). ``"lsh"``: random-hyperplane LSH bands over
+        the full-precision vectors, every candidate verified exactly, tuned so that a pair at
+        cosine ``threshold - 0.02`` is found with probability >= 0.999 whatever the data
+        (``info["lsh"]`` holds the plan and its recall); needs ``method="cosine"`` and a
+        threshold. HNSW at a small breadth misses tight near-duplicate cliques on
+        high-dimensional data (planted-pair recall 0.75 at 100k x 384 in
+        ``benchmarks/bench_dedup.py``), LSH does not. ``"auto"``: LSH for a cosine dedup with
+        a threshold >= 0.95, else the index.
     since_generation : int, optional
         Search only rows committed after that generation's dedup run (its graph must be in the
         cache) against everything; the cost grows with the new rows, not the store.
@@ -342,6 +372,12 @@ def find_duplicates(
     method = check_choice(method, METHODS, name="method")
     grouping = check_choice(grouping, GROUPINGS, name="grouping")
     keep = check_choice(keep, KEEP, name="keep")
+    candidates = check_choice(candidates, CANDIDATES, name="candidates")
+    if candidates == "lsh" and (method != "cosine" or thr is None):
+        raise InvalidInputError(
+            "candidates: 'lsh' finds pairs above a cosine floor, so it needs method='cosine' "
+            f"and a threshold; got method={method!r}, threshold={threshold!r}"
+        )
     if blend is not None and not isinstance(blend, DedupBlend):
         raise InvalidInputError(f"blend: expected a DedupBlend, got {type(blend).__name__}")
     s = store._snap()
@@ -377,11 +413,15 @@ def find_duplicates(
     k_eff = min(k, rows.height - 1)
     breadth = check_positive_int(expansion, name="expansion") if expansion is not None \
         else max(k_eff + 1, MIN_EXPANSION)
+    use_lsh = candidates == "lsh" or (candidates == "auto" and method == "cosine"
+                                      and thr is not None and thr >= LSH_AUTO_MIN)
+    lsh_floor = None if not use_lsh or thr is None else max(0.0, thr - LSH_SLACK)
     folder = store.path / "cache" / "dedup" if cache else None
     if k_eff >= 1:
         graph, note = build_graph(
             store, s, rows, where=where, k=k_eff, expansion=breadth, cache=GraphCache(folder),
-            since_generation=since_generation, only_new=only_new, progress=progress)
+            since_generation=since_generation, only_new=only_new, progress=progress,
+            lsh_floor=lsh_floor, lsh_accept=thr)
     else:
         keys = rows.get_column("key").to_numpy()
         graph = KnnGraph(keys=keys, nbr=np.zeros((keys.size, 0), np.uint64),
@@ -389,6 +429,17 @@ def find_duplicates(
                          searched=0, cached=False)
         note = "one row: nothing to compare"
     notes.append(note)
+    if graph.lsh is not None:
+        plan = graph.lsh
+        notes.append(f"LSH: {plan['bands']} bands of {plan['bits']} hyperplanes; a pair at "
+                     f"cosine {plan['floor']:.3f} is found with probability "
+                     f"{plan['recall']:.4f}")
+        if plan["recall"] < LSH_RECALL - 1e-9:
+            warnings.warn(
+                f"find_duplicates: LSH at cosine {plan['floor']:.3f} would need more than "
+                f"{LSH_MAX_BANDS} bands for recall {LSH_RECALL}; a pair at that cosine is "
+                f"found with probability {plan['recall']:.3f} (use candidates='index' or a "
+                "higher threshold)", DedupWarning, stacklevel=2)
     t_graph = time.perf_counter()
     nn = graph.sim.max(axis=1) if graph.sim.shape[1] else np.full(graph.keys.size, -np.inf)
     nearest = pl.DataFrame({"key": graph.keys, "nearest": nn.astype(np.float32)})
@@ -397,6 +448,8 @@ def find_duplicates(
     if method == "cosine":
         rule_thr = thr if thr is not None else _otsu(nn, 0.9, 0.99)
         floor = max(PAIR_FLOOR, rule_thr - COSINE_MARGIN)
+        if graph.lsh is not None:  # pairs below the LSH floor were never collected
+            floor = max(floor, float(graph.lsh["floor"]))
     else:
         floor = PAIR_FLOOR
     a, b, approx = candidate_pairs(graph, floor - 0.01)
@@ -465,7 +518,9 @@ def find_duplicates(
         "key", "id", *([text] if has_text else [])).with_columns(
         _exact=pl.Series(exact_class))
     info = {
-        "method": method, "keep": keep, "k": k_eff, "expansion": breadth,
+        "method": method, "keep": keep, "k": k_eff,
+        "candidates": "index" if graph.lsh is None else "lsh", "lsh": graph.lsh,
+        "expansion": breadth if graph.lsh is None else None,
         "generation": s.manifest.generation, "searched": graph.searched,
         "searched_deeper": graph.deeper, "searched_exactly": graph.exact,
         "unreached": graph.unreached,

@@ -108,3 +108,64 @@ def pair_dots(
     with _LAUNCH:
         return kernel(va, np.ascontiguousarray(rows_a, dtype=np.int64), vb,  # type: ignore[no-any-return]
                       np.ascontiguousarray(rows_b, dtype=np.int64))
+
+
+@cache
+def _compiled_band() -> Callable[..., Any]:
+    import numba
+
+    def kernel(x: Any, order: Any, starts: Any, ends: Any, floor: float, nbr: Any,
+               sim: Any) -> None:  # pragma: no cover (jit)
+        n = order.shape[0]
+        dim = x.shape[1]
+        k = nbr.shape[1]
+        for p in numba.prange(n):
+            lo, hi = starts[p], ends[p]
+            if hi - lo < 2:
+                continue
+            i = order[p]
+            for q in range(lo, hi):
+                j = order[q]
+                if j == i:
+                    continue
+                acc = np.float32(0.0)
+                for t in range(dim):
+                    acc += x[i, t] * x[j, t]
+                if acc < floor or acc <= sim[i, k - 1]:
+                    continue
+                seen = False
+                for r in range(k):
+                    if nbr[i, r] == j:
+                        seen = True
+                        break
+                if seen:
+                    continue
+                r = k - 1
+                while r > 0 and sim[i, r - 1] < acc:
+                    sim[i, r] = sim[i, r - 1]
+                    nbr[i, r] = nbr[i, r - 1]
+                    r -= 1
+                sim[i, r] = acc
+                nbr[i, r] = j
+
+    opts = {"parallel": True, "fastmath": True, "nogil": True}
+    try:
+        return numba.njit(cache=True, **opts)(kernel)  # type: ignore[no-any-return]
+    except RuntimeError:
+        return numba.njit(**opts)(kernel)  # type: ignore[no-any-return]
+
+
+def band_topk(
+    x: NDArray[np.float32], order: NDArray[np.int64], starts: NDArray[np.int64],
+    ends: NDArray[np.int64], floor: float, nbr: NDArray[np.int64], sim: NDArray[np.float32],
+) -> None:
+    """One LSH band: every row ``order[p]`` is compared with the rows ``order[starts[p]:
+    ends[p]]`` of its bucket; pairs with ``x[i] . x[j] >= floor`` enter row i's top-k lists
+    ``nbr`` / ``sim`` (sorted by similarity, descending; ``-1`` / ``-inf`` empty), in place,
+    each neighbour once however many bands it collides in. Rows are spread over the cores;
+    each writes only its own list."""
+    if order.size == 0 or nbr.shape[1] == 0:
+        return
+    kernel = _compiled_band()
+    with _LAUNCH:
+        kernel(x, order, starts, ends, np.float32(floor), nbr, sim)

@@ -1,0 +1,193 @@
+"""Near-duplicate candidates by random-hyperplane LSH (Charikar's SimHash, banded), verified
+exactly: the candidate stage of ``find_duplicates(candidates="lsh")``.
+
+Why a second candidate stage beside the HNSW self-join: on high-dimensional data HNSW's
+neighbour pruning leaves tight cliques of near duplicates reachable through one member only, and
+a search at a small breadth misses them (planted-pair recall 0.75 at 100k x 384 in
+``benchmarks/bench_dedup.py``); searching deeper costs more than the whole join. Near duplicates
+are *very* close pairs, which is exactly what hyperplane LSH finds with a guarantee.
+
+**Guarantee.** For a Gaussian random hyperplane the two unit vectors at angle theta fall on the
+same side with probability ``p = 1 - theta / pi`` (Charikar 2002). A band of ``b`` independent
+hyperplanes is a bucket key; ``L`` independent bands. A pair with cosine ``>= floor`` shares a
+bucket in at least one band with probability ``>= 1 - (1 - p(floor)**b)**L`` (``recall`` in
+the plan, 0.999 by default), whatever the data, and every candidate is verified with the exact
+cosine, so nothing below the floor is reported. ``b`` is chosen on the data (one probe band's
+bucket sizes, so that the cost, bands x (rows + pairs compared), is lowest); ``L`` then follows
+from the recall target.
+
+Not a library: faiss' ``IndexLSH`` compares codes by brute force (quadratic), datasketch's LSH is
+for MinHash signatures of sets, FALCONN is unmaintained; the banding here is a matrix product, a
+sort per band and a compiled loop over the buckets (``store._kernels.band_topk``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+from tqdm.auto import tqdm
+
+if TYPE_CHECKING:
+    from ..store._snapshot import Snapshot
+
+#: Per-pair probability that a pair at the floor cosine collides in at least one band.
+RECALL = 0.999
+#: Rows projected per matrix product.
+CHUNK = 32_768
+#: At most this many bands (the plan's recall is reported lower when more would be needed).
+MAX_BANDS = 512
+#: Seed of the hyperplanes (fixed: cached codes stay comparable with new rows' codes).
+SEED = 0x5EED
+#: Cost of one row in one band (sort, bookkeeping) and per bit of its key (projection), in
+#: units of one pair compared (two 384-d dot products at random addresses, ~200 ns here).
+ROW_COST = 0.5
+BIT_COST = 0.1
+
+
+@dataclass(frozen=True)
+class LshPlan:
+    """Bits per band, bands, the floor cosine and the per-pair recall at the floor."""
+
+    bits: int
+    bands: int
+    floor: float
+    recall: float
+    probe_pairs: int = 0
+
+    def hyperplanes(self, dim: int) -> NDArray[np.float32]:
+        rng = np.random.default_rng([SEED, dim, self.bits, self.bands])
+        return rng.standard_normal((dim, self.bands * self.bits), dtype=np.float32)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def collision_recall(cos: float, bits: int, bands: int) -> float:
+    """Probability that a pair at cosine `cos` shares a bucket in at least one band."""
+    p = 1.0 - math.acos(max(-1.0, min(1.0, cos))) / math.pi
+    return 1.0 - (1.0 - p ** bits) ** bands
+
+
+def _bands_for(cos: float, bits: int, recall: float) -> int:
+    p = 1.0 - math.acos(max(-1.0, min(1.0, cos))) / math.pi
+    hit = p ** bits
+    if hit >= 1.0:
+        return 1
+    if hit <= 0.0:
+        return MAX_BANDS + 1
+    return max(1, math.ceil(math.log(1.0 - recall) / math.log1p(-hit)))
+
+
+def _codes(x: NDArray[np.float32], planes: NDArray[np.float32], bits: int
+           ) -> NDArray[np.uint64]:
+    """(n, bands) bucket keys: the sign bits of ``x @ planes``, `bits` per band."""
+    n = x.shape[0]
+    bands = planes.shape[1] // bits
+    out = np.empty((n, bands), dtype=np.uint64)
+    weights = (np.uint64(1) << np.arange(bits, dtype=np.uint64))
+    for start in range(0, n, CHUNK):
+        proj = x[start:start + CHUNK] @ planes
+        signs = (proj > 0).reshape(proj.shape[0], bands, bits)
+        out[start:start + CHUNK] = (signs.astype(np.uint64) * weights).sum(axis=2,
+                                                                          dtype=np.uint64)
+    return out
+
+
+def _pairs_in(sorted_codes: NDArray[np.uint64]) -> int:
+    """Pairs sharing a key, from sorted keys."""
+    if sorted_codes.size < 2:
+        return 0
+    brk = np.flatnonzero(sorted_codes[1:] != sorted_codes[:-1]) + 1
+    sizes = np.diff(np.concatenate([[0], brk, [sorted_codes.size]])).astype(np.int64)
+    return int((sizes * (sizes - 1) // 2).sum())
+
+
+def plan(x: NDArray[np.float32], floor: float, *, recall: float = RECALL) -> LshPlan:
+    """Choose bits per band and bands for `x` (unit rows) so that a pair at cosine `floor`
+    collides with probability >= `recall` at the lowest estimated cost."""
+    n = x.shape[0]
+    probe = np.random.default_rng([SEED, x.shape[1], 64]).standard_normal(
+        (x.shape[1], 64), dtype=np.float32)
+    # one probe band of 64 bits: the pairs sharing a b-bit prefix, for every b at once
+    full = np.sort(_codes(x, probe, 64)[:, 0])
+    best: tuple[float, int, int, int] | None = None
+    for bits in range(4, 65):
+        pairs = _pairs_in(full >> np.uint64(64 - bits)) if bits < 64 else _pairs_in(full)
+        bands = _bands_for(floor, bits, recall)
+        if bands > MAX_BANDS:
+            break  # more bits only need more bands
+        cost = bands * (n * (ROW_COST + BIT_COST * bits) + pairs)
+        if best is None or cost < best[0]:
+            best = (cost, bits, bands, pairs)
+    if best is None:  # the floor is too low for MAX_BANDS at any width: the widest that fits
+        bits, bands = 4, MAX_BANDS
+        pairs = _pairs_in(full >> np.uint64(60))
+    else:
+        _, bits, bands, pairs = best
+    return LshPlan(bits=bits, bands=bands, floor=float(floor),
+                   recall=collision_recall(floor, bits, bands), probe_pairs=pairs)
+
+
+def unit_vectors(s: Snapshot, rows: pl.DataFrame) -> NDArray[np.float32]:
+    """Full-precision vectors of `rows` (live rows with _seg/_row), scaled to unit length."""
+    from ..store._read import _gather
+
+    out = np.empty((rows.height, s.manifest.dim), dtype=np.float32)
+    for start in range(0, rows.height, CHUNK):
+        v = _gather(s, rows[start:start + CHUNK])
+        norms = np.linalg.norm(v, axis=1, keepdims=True)
+        out[start:start + CHUNK] = v / np.maximum(norms, 1e-30)
+    return out
+
+
+def self_join(x: NDArray[np.float32], lsh: LshPlan, k: int, *, progress: bool
+              ) -> tuple[NDArray[np.int64], NDArray[np.float32], NDArray[np.uint64]]:
+    """Each row's k most similar rows at cosine >= the plan's floor among its band-mates.
+
+    Returns positions (n, k) (``-1`` empty), similarities (n, k) (``-inf`` empty) and the
+    (n, bands) codes (kept for incremental runs).
+    """
+    from ..store._kernels import band_topk
+
+    n = x.shape[0]
+    nbr = np.full((n, k), -1, dtype=np.int64)
+    sim = np.full((n, k), -np.inf, dtype=np.float32)
+    codes = _codes(x, lsh.hyperplanes(x.shape[1]), lsh.bits)
+    for band in tqdm(range(lsh.bands), desc="dedup LSH bands", unit="band",
+                     disable=not progress):
+        col = codes[:, band]
+        order = np.argsort(col, kind="stable")
+        sc = col[order]
+        brk = np.flatnonzero(sc[1:] != sc[:-1]) + 1
+        starts = np.concatenate([[0], brk]).astype(np.int64)
+        ends = np.concatenate([brk, [n]]).astype(np.int64)
+        sizes = ends - starts
+        band_topk(x, order, np.repeat(starts, sizes), np.repeat(ends, sizes), lsh.floor,
+                  nbr, sim)
+    return nbr, sim, codes
+
+
+def probe_old(new_codes: NDArray[np.uint64], old_codes: NDArray[np.uint64]
+              ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Pairs (new position, old position) sharing a bucket in any band, each once: one hash
+    join per band of the new rows' keys against the old rows' (cached) keys; no old vector is
+    read here."""
+    ia: list[NDArray[np.int64]] = []
+    ib: list[NDArray[np.int64]] = []
+    new_pos = pl.Series("i", np.arange(new_codes.shape[0], dtype=np.int64))
+    old_pos = pl.Series("j", np.arange(old_codes.shape[0], dtype=np.int64))
+    for band in range(new_codes.shape[1]):
+        q = pl.DataFrame({"c": new_codes[:, band], "i": new_pos})
+        o = pl.DataFrame({"c": old_codes[:, band], "j": old_pos})
+        hit = q.join(o, on="c", how="inner")
+        ia.append(hit.get_column("i").to_numpy())
+        ib.append(hit.get_column("j").to_numpy())
+    if not ia:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    both = pl.DataFrame({"i": np.concatenate(ia), "j": np.concatenate(ib)}).unique()
+    return both.get_column("i").to_numpy(), both.get_column("j").to_numpy()
