@@ -17,7 +17,8 @@ threshold=0.98)`` cold in a subprocess (so its peak RSS, VmHWM, is its own, not 
 a re-threshold from the cached graph and a ``regroup``; an incremental run (``only_new``) after
 a 10,000-row commit holding near-duplicates of old rows; and the anchor, exact blockwise numpy
 all-pairs on a 100k subset (its time extrapolated quadratically to n), against find_duplicates
-on a store of the same subset.
+on a store of the same subset, with the default candidates (LSH at this threshold) and with
+``candidates="index"`` (the HNSW self-join) side by side.
 
 Ratios: quality rows give AP / the cosine's AP and AP / MinHash's AP (>1 is better); timing rows
 give ours / anchor (<1 is faster).
@@ -474,7 +475,7 @@ def anchor_step(
         t0 = time.perf_counter()
         sres = wb.find_duplicates(sstore, method="cosine", threshold=THRESHOLD, progress=True)
         t_sub = time.perf_counter() - t0
-        spairs, default_ef = sres.pairs, int(sres.info["expansion"])
+        spairs, default_ef = sres.pairs, int(sres.info["expansion"] or 24)
         what = f"a {m:,}-row subset store"
     else:
         sstore, spairs, t_sub, default_ef = whole
@@ -487,13 +488,26 @@ def anchor_step(
                 goal=f">= {RECALL_CHECK} (check)", ok=r_sub >= RECALL_CHECK,
                 note=f"precision {p_sub:.4f}"),
     ]
+    # the same dedup with HNSW candidates (the store's index), side by side with LSH
+    log(f"(e) find_duplicates on the {m:,} rows, candidates='index' (no cache)")
+    t0 = time.perf_counter()
+    ires = wb.find_duplicates(sstore, method="cosine", threshold=THRESHOLD, candidates="index",
+                              cache=False, progress=True)
+    t_idx = time.perf_counter() - t0
+    r_idx = pair_recall(ires.pairs, exact)[0]
+    rows.append(Summary("(e) same with candidates='index' (HNSW self-join)", "s", t_idx, t_exact,
+                        note=f"pair recall {r_idx:.4f}; searched deeper "
+                             f"{ires.info['searched_deeper']:,}, exactly "
+                             f"{ires.info['searched_exactly']:,}, unreached "
+                             f"{ires.info['unreached']:,}"))
+    log(f"(e) index {t_idx:.1f} s, recall {r_idx:.4f}")
     for ef in args.expansions:
         if ef == default_ef:
             continue
         log(f"(e) find_duplicates on the {m:,} rows, expansion={ef} (no cache)")
         t0 = time.perf_counter()
         eres = wb.find_duplicates(sstore, method="cosine", threshold=THRESHOLD, expansion=ef,
-                                  cache=False, progress=True)
+                                  candidates="index", cache=False, progress=True)
         t_ef = time.perf_counter() - t0
         rows.append(Summary(f"(e) same, expansion={ef} (default {default_ef})", "s", t_ef,
                             t_exact, note=f"pair recall {pair_recall(eres.pairs, exact)[0]:.4f}"))
@@ -582,7 +596,8 @@ def run_scale(args: argparse.Namespace) -> list[str]:
                        f"expansion={ci['expansion']} searched={ci['searched']:,} "
                        f"searched_deeper={ci.get('searched_deeper')} "
                        f"searched_exactly={ci.get('searched_exactly')} "
-                       f"unreached={ci.get('unreached')} "
+                       f"unreached={ci.get('unreached')} candidates={ci.get('candidates')} "
+                       f"lsh={ci.get('lsh')} "
                        f"seconds={ci['seconds']}")
         log(f"(b) cold {t_cold:.1f} s, peak RSS {rss:.2f} GB, recall {q['pair_recall']:.4f}")
 
@@ -608,7 +623,7 @@ def run_scale(args: argparse.Namespace) -> list[str]:
         m = min(args.anchor_n, n)
         if m == n:
             anchor_step(args, frame, vectors, n, tmp, summary, details,
-                        (store, child["pairs"], t_cold, int(child["info"]["expansion"])))
+                        (store, child["pairs"], t_cold, int(child["info"]["expansion"] or 24)))
 
         # (d) incremental
         rng = np.random.default_rng([args.seed, 7])
@@ -668,7 +683,8 @@ def run_scale(args: argparse.Namespace) -> list[str]:
 
     print(f"scale: {note}: {g * GROUP_SIZE:,} planted rows ({g * GROUP_SIZE / n:.1%}); store "
           f"f16 (connectivity 16, expansion_add 128); find_duplicates(method='cosine', "
-          f"threshold={THRESHOLD}, k=16); cores={cores()}, load average {load}")
+          f"threshold={THRESHOLD}, k=16; candidates='auto', i.e. LSH at this threshold); "
+          f"cores={cores()}, load average {load}")
     print("  ratio = ours / anchor (<1 is faster); anchor of the cold row = exact numpy "
           "extrapolated quadratically from the subset; recall = share of true pairs found")
     print()

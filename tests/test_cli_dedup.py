@@ -103,6 +103,24 @@ def test_dedup_cosine_components_and_where(
     assert "longest chain" in out
 
 
+def test_dedup_lsh_candidates(
+    planted: tuple[Path, list[list[str]]], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    path, truth = planted
+    out_file = tmp_path / "groups.parquet"
+    rc, out, err = run(capsys, "dedup", "--store", str(path), "--out", str(out_file),
+                       "--method", "cosine", "--threshold", "0.98", "--candidates", "lsh",
+                       "--no-progress")
+    assert rc == 0 and err == ""
+    res = pl.read_parquet(out_file)
+    got = (res.filter(pl.col("group").is_not_null()).group_by("group")
+           .agg(pl.col("id").sort())["id"].to_list())
+    assert sorted(got) == sorted(sorted(g) for g in truth)
+    rc, _, err = run(capsys, "dedup", "--store", str(path), "--out", str(out_file),
+                     "--candidates", "lsh", "--no-progress")  # hybrid: LSH needs cosine
+    assert rc == 2 and "candidates" in err
+
+
 @pytest.mark.parametrize("case", ["threshold above 1", "missing store", "missing text column",
                                   "bad where SQL"])
 def test_dedup_bad_input_exits_2_with_one_line(

@@ -188,8 +188,7 @@ def _check_threshold(threshold: Any) -> float:
 
 
 def _hist_range(v: NDArray[np.float64]) -> tuple[float, float]:
-    """The values' range, widened when (nearly) all are equal (float32 scores at 1.0 give a
-    range too narrow for the bins)."""
+    """The values' range, widened when (nearly) all are equal (too narrow for the bins)."""
     lo, hi = float(v.min()), float(v.max())
     return (lo - 0.005, hi + 0.005) if hi - lo < 1e-3 else (lo, hi)
 

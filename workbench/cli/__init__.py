@@ -158,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", metavar="COL",
                    help="text column for exact matching and the lexical check (default: "
                         "'text'; a store without it is deduplicated by cosine)")
+    p.add_argument("--candidates", choices=("auto", "index", "lsh"), default="auto",
+                   help="candidate pairs from the store's HNSW index, or from random-hyperplane "
+                        "LSH (cosine only, with --threshold; recall >= 0.999 per pair at "
+                        "threshold - 0.02); auto: LSH for --method cosine --threshold >= 0.95")
     p.add_argument("--grouping", choices=("representative", "components"),
                    default="representative",
                    help="groups around representatives that never chain, or every passing "

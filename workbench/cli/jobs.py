@@ -332,7 +332,7 @@ def dedup(args: argparse.Namespace) -> int:
             res = find_duplicates(
                 store, threshold=args.threshold, k=args.k, where=where, text=text,
                 method=args.method, grouping=args.grouping, keep=args.keep,
-                cache=not args.no_cache, progress=args.progress,
+                candidates=args.candidates, cache=not args.no_cache, progress=args.progress,
             )
         shown_text = res.info.get("text")
         top = res.groups.filter(pl.col("group") < args.show)
