@@ -33,6 +33,7 @@ from .cluster_metrics import (
 )
 from .dedup import DedupResult, DedupWarning, find_duplicates
 from .dedup_review import Calibration, apply_dedup, calibrate_threshold
+from .drift import DriftResult, compute_drift
 from .keywords import KeywordsSkippedWarning, class_tfidf, cluster_keywords
 from .topics import TopicTree, at_level, cut, topic_tree
 
@@ -46,6 +47,7 @@ __all__ = [
     "DedupBlend",
     "DedupResult",
     "DedupWarning",
+    "DriftResult",
     "TopicTree",
     "KeywordsSkippedWarning",
     "Reducer",
@@ -56,6 +58,7 @@ __all__ = [
     "class_tfidf",
     "cluster",
     "cluster_keywords",
+    "compute_drift",
     "cut",
     "find_duplicates",
     "fit_blend",

@@ -26,7 +26,7 @@ from ._common import (
     _positive_int,
 )
 from .demo import demo, info, notebooks
-from .jobs import cluster, dedup, ingest, search
+from .jobs import cluster, dedup, drift, ingest, search
 
 __all__ = ["build_parser", "main"]
 
@@ -173,6 +173,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest groups to print (default: %(default)s)")
     p.add_argument("--no-cache", action="store_true",
                    help="do not cache the kNN graph in the store's cache/dedup folder")
+    _add_progress(p)
+
+    p = _subcommand(sub, "drift", drift,
+                    help="test time windows for drift, write an HTML report (exit 1: drift)",
+                    epilog="exit status: 0 no window flagged, 1 drift flagged, 2 bad input\n"
+                           "examples:\n  workbench drift --store data/stores/stream "
+                           "--out reports/drift.html\n"
+                           "  workbench drift --store PATH --time created --every 1w "
+                           "--reference previous --out drift.html --json windows.json")
+    p.add_argument("--store", required=True, metavar="PATH", help="store folder")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="HTML report to write (self-contained: opens offline)")
+    p.add_argument("--json", metavar="FILE", help="also write the per-window table as JSON")
+    p.add_argument("--time", default="timestamp", metavar="COL",
+                   help="date or datetime column (default: %(default)s)")
+    p.add_argument("--every", default="1mo", metavar="DURATION",
+                   help="window length as a polars duration: 1d, 1w, 1mo, 3mo, 1y "
+                        "(default: %(default)s)")
+    p.add_argument("--reference", default="first", metavar="REF",
+                   help="first, previous, rolling:N (the N windows before) or START..END "
+                        "(ISO dates) (default: %(default)s)")
+    p.add_argument("--methods", default="centroid,mmd,classifier,components", metavar="LIST",
+                   help="comma-separated tests (default: %(default)s)")
+    p.add_argument("--alpha", type=float, default=0.05, metavar="A",
+                   help="family-wise error rate over the windows (default: %(default)s)")
+    p.add_argument("--where", metavar="EXPR", help="only the rows matching this SQL filter")
+    p.add_argument("--text", metavar="COL",
+                   help="text column for keywords and examples (default: 'text' if present)")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the permutations and classifiers (default: %(default)s)")
     _add_progress(p)
 
     p = _subcommand(sub, "demo", demo,

@@ -1,4 +1,4 @@
-"""``workbench ingest``, ``search``, ``cluster`` and ``dedup``: the headless jobs."""
+"""``workbench ingest``, ``search``, ``cluster``, ``dedup`` and ``drift``: the headless jobs."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -363,3 +364,98 @@ def dedup(args: argparse.Namespace) -> int:
             print(f"... {s['groups'] - args.show:,} smaller groups not shown (--show)")
     print(f"wrote {out} ({frame.height:,} rows: {', '.join(frame.columns)})")
     return 0
+
+
+# ------------------------------------------------------------------------------------ drift
+#: Exit status of ``workbench drift`` when a window is flagged (0: none, 2: bad input).
+EXIT_DRIFT = 1
+
+
+def _reference(text: str) -> Any:
+    """``first``, ``previous``, ``rolling:N`` as they are; ``START..END`` as a pair of dates."""
+    if ".." not in text:
+        return text
+    from datetime import datetime
+
+    start, _, end = text.partition("..")
+    try:
+        return (datetime.fromisoformat(start.strip()), datetime.fromisoformat(end.strip()))
+    except ValueError as exc:
+        raise InvalidInputError(
+            f"--reference: expected first, previous, rolling:N or START..END with ISO dates "
+            f"(2024-01-01..2024-02-01), got {text!r}"
+        ) from exc
+
+
+def drift(args: argparse.Namespace) -> int:
+    """Test every time window of a store for drift and write a self-contained HTML report.
+
+    Runs workbench.compute_drift: rows are cut into windows of --every on the --time column;
+    each window is compared with the reference (the first window by default) by the centroid
+    shift, an MMD permutation test over random Fourier features at several bandwidths, a
+    cross-validated domain classifier and per-component tests of a PCA; a window is flagged
+    when its tests, Bonferroni-combined and Holm-adjusted over the windows, fall below
+    --alpha. The report (charts and scripts inlined, nothing loaded from the network) shows
+    every metric over time and what changed in the flagged windows. Meant for cron and CI: the
+    exit status says whether drift was found.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``workbench drift``.
+
+    Returns
+    -------
+    int
+        1 when a window is flagged, 0 when none is (2 after bad input, from ``main``).
+
+    Raises
+    ------
+    NotAStoreError
+        --store is not a store.
+    InvalidInputError
+        An unknown --every or --reference, a --time column that is not a date or datetime, a
+        --where that does not parse.
+    MissingColumnError
+        --time, --text or --where names a missing column.
+    EmptyInputError
+        A --reference range with no rows, or no rows at all.
+    """
+    from ..analysis.drift import compute_drift
+    from ..reports.drift import write_drift_report
+    from ..store import Store
+
+    where = _where(args.where)
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    reference = _reference(args.reference)
+    with Store.open(args.store, readonly=True) as store:
+        schema = store.scan().collect_schema()
+        _check_column(schema.names(), args.time, option="--time", what="the store")
+        text = None
+        if args.text is not None:
+            text = _check_column(schema.names(), args.text, option="--text", what="the store")
+        elif "text" in schema.names():
+            text = "text"
+        kwargs: dict[str, Any] = {"text": text} if text is not None else {}
+        res = compute_drift(store, time=args.time, every=args.every, reference=reference,
+                            methods=methods, where=where, alpha=args.alpha,
+                            random_state=args.seed, progress=args.progress, **kwargs)
+    out = write_drift_report(res, args.out, title="Drift report",
+                             subtitle=f"{args.store}: {args.time} every {args.every}")
+    if args.json is not None:
+        jpath = Path(args.json)
+        jpath.parent.mkdir(parents=True, exist_ok=True)
+        res.windows.write_json(jpath)
+    s = res.summary
+    cols = [c for c in ("start", "n", "n_reference", "status", "centroid_shift", "mmd_p",
+                        "auc", "classifier_p", "components_drifted", "p_adjusted", "flagged")
+            if c in res.windows.columns]
+    with pl.Config(tbl_rows=60, tbl_cols=len(cols), tbl_width_chars=160,
+                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
+                   float_precision=4):
+        print(res.windows.select(cols))
+    flagged = res.flagged
+    print(f"{s['windows']} windows, {s['tested']} tested, {len(flagged)} flagged"
+          + (f": {', '.join(str(f) for f in flagged)}" if flagged else ""))
+    print(f"wrote {out}" + (f" and {args.json}" if args.json is not None else ""))
+    return EXIT_DRIFT if flagged else 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .cluster import ClusterExplorer
 from .dedup import DedupReviewer
+from .drift import DriftDashboard
 from .search import SearchPanel
 
-__all__ = ["ClusterExplorer", "DedupReviewer", "SearchPanel"]
+__all__ = ["ClusterExplorer", "DedupReviewer", "DriftDashboard", "SearchPanel"]

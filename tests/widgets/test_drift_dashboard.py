@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+import workbench as wb
+from workbench.errors import InvalidInputError
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> wb.Store:
+    st = wb.datasets.synthetic_stream(3_000, 16, drift_points=2, duplicate_groups=0)
+    s = wb.Store.create(tmp_path_factory.mktemp("dd") / "s", dim=16)
+    s.add(st.frame.with_columns(text=pl.format("topic {} <b>bold</b>", pl.col("cluster"))),
+          vectors=st.vectors, progress=False)
+    return s
+
+
+def test_dashboard_selects_windows_and_recomputes(store: wb.Store) -> None:
+    res = wb.compute_drift(store, every="1mo", progress=False)
+    dash = wb.widgets.DriftDashboard(res, store)
+    assert dash.window == str(res.flagged[0])  # opens on the first flagged window
+    panels = {t.yaxis for t in dash.figure.data}
+    assert len(panels) == 5
+    first = dash._detail.value
+    assert "<b>bold</b>" not in first and "&lt;b&gt;bold&lt;/b&gt;" in first
+    assert "emerging" in first or "vanishing" in first
+    last = str(res.windows["start"][-1])
+    dash.selector.value = last
+    assert dash.window == last and dash._detail.value != first
+    with pytest.raises(InvalidInputError, match="window"):
+        dash.select("1999-01-01")
+    dash.ref_selector.value = "previous"
+    dash.recompute()
+    assert dash.reference == "previous" and "recomputed" in dash.status
+    assert dash.result.params["reference"] == "previous"
+
+
+def test_dashboard_without_store_cannot_recompute(store: wb.Store, tmp_path: Path) -> None:
+    res = wb.compute_drift(store, every="1mo", methods=("centroid", "mmd"), progress=False)
+    dash = wb.widgets.DriftDashboard(res)
+    assert dash.recompute_button.disabled and dash.ref_selector.disabled
+    dash.recompute()
+    assert "no store" in dash.status
+    with pytest.raises(InvalidInputError, match="result"):
+        wb.widgets.DriftDashboard("not a result")  # type: ignore[arg-type]

@@ -1,0 +1,602 @@
+"""Embedding drift over time: :func:`compute_drift`.
+
+The store's rows are cut into calendar windows of a time column (``dt.truncate(every)``) and
+each window is compared with a reference (the first window, the previous one, the N previous
+ones pooled, or a fixed date range) by a centroid shift and three two-sample tests (MMD with
+aggregated bandwidths, a domain classifier, per-component KS), whose p-values are combined per
+window and corrected across windows. The statistics live in
+:mod:`workbench.analysis._drift_stats` and work on plain arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from .._validation import check_column, check_positive_int
+from ..errors import EmptyInputError, InvalidInputError, MissingColumnError
+from ..store._snapshot import HIDDEN
+from . import _drift_stats as stats
+from .cluster import ClusterResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from ..store import Store
+
+METHODS = ("centroid", "mmd", "classifier", "components")
+#: The methods with a p-value (the centroid shift is a distance, not a test).
+TESTS = ("mmd", "classifier", "components")
+STATUSES = ("tested", "reference", "no reference", "too few rows")
+#: Rows a window and its reference each need at least, whatever `min_rows` says: the
+#: classifier's 5 folds and the components' PCA need a few rows per side.
+MIN_ROWS_FLOOR = 10
+#: MMD permutations: at least this many; automatic counts stop at MAX_AUTO_PERMUTATIONS.
+DEFAULT_PERMUTATIONS = 200
+MAX_AUTO_PERMUTATIONS = 5_000
+_EVERY = re.compile(r"^(\d+(ns|us|ms|s|m|h|d|w|mo|q|y))+$")
+_DAYS = re.compile(r"^(\d+(d|w|mo|q|y))+$")
+_ROLLING = re.compile(r"^rolling:(\d+)$")
+
+_SCHEMA: dict[str, Any] = {
+    "n": pl.UInt32, "n_reference": pl.UInt32, "status": pl.Utf8,
+    "centroid_shift": pl.Float64, "mmd2": pl.Float64, "mmd_p": pl.Float64,
+    "auc": pl.Float64, "classifier_p": pl.Float64, "components_drifted": pl.Float64,
+    "components_p": pl.Float64, "p_value": pl.Float64, "p_adjusted": pl.Float64,
+    "flagged": pl.Boolean,
+}
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """Drift of each time window of a store against its reference.
+
+    Attributes
+    ----------
+    windows : polars.DataFrame
+        One row per window holding rows, in time order: ``start``, ``end`` (the time column's
+        type; the window is ``[start, end)``), ``n: u32`` (rows), ``n_reference: u32``,
+        ``status: str`` (``"tested"``, ``"reference"`` (the window is the reference),
+        ``"no reference"`` (nothing before it), ``"too few rows"`` (either side under
+        `min_rows`)), ``centroid_shift: f64`` (``1 - cos`` of the mean vectors), ``mmd2: f64``,
+        ``mmd_p: f64``, ``auc: f64`` (domain classifier, out of fold), ``classifier_p: f64``,
+        ``components_drifted: f64`` (share of principal components drifted),
+        ``components_p: f64``, ``p_value: f64`` (the window's Bonferroni-combined p-value),
+        ``p_adjusted: f64`` (Holm across tested windows), ``flagged: bool``. The statistics
+        are null where a window was not tested or a method not run (the centroid shift is
+        given for every window that has a reference, tested or not).
+    params : dict
+        The arguments, and the sampling caps and test designs used.
+    summary : dict
+        ``rows``, ``rows_without_time``, ``windows``, ``tested``, ``flagged``,
+        ``first_flagged``, ``max_centroid_shift``, ``max_centroid_shift_at``, ``subsampled``
+        (windows where a test used a subsample), ``mmd_p_floor`` (the smallest MMD p-value
+        the permutations can give), ``reference``.
+    """
+
+    windows: pl.DataFrame
+    params: dict[str, Any] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+    #: What changed, per window start (tested windows whose raw p-value is at most alpha):
+    #: ``clusters`` (a frame per reference cluster: reference_share, window_share, change,
+    #: status emerging/vanishing/stable, shift_contribution, summing to 1), ``novel_share``
+    #: (rows unlike any reference cluster; ~1 % without drift), ``keywords`` (c-TF-IDF of the
+    #: window against the reference), ``emerging_keywords`` ({cluster: words}) and
+    #: ``examples`` (id, text, score: the rows a domain classifier finds least like the
+    #: reference), and ``source`` (which clustering).
+    changes: dict[Any, dict[str, Any]] = field(default_factory=dict, repr=False)
+
+    @property
+    def flagged(self) -> list[Any]:
+        """Starts of the flagged windows, in time order."""
+        return self.windows.filter(pl.col("flagged")).get_column("start").to_list()
+
+    def to_frame(self) -> pl.DataFrame:
+        """The per-window table (:attr:`windows`)."""
+        return self.windows
+
+    def plot(self) -> Figure:
+        """One panel per metric over time, flagged windows marked in red."""
+        import matplotlib.pyplot as plt
+
+        w = self.windows
+        methods = self.params.get("methods", METHODS)
+        panels = [(c, t, False) for m, c, t in (
+            ("centroid", "centroid_shift", "centroid shift (1 - cos)"),
+            ("mmd", "mmd2", "MMD²"), ("classifier", "auc", "classifier AUC"),
+            ("components", "components_drifted", "share of components drifted"),
+        ) if m in methods]
+        if any(m in methods for m in TESTS):
+            panels.append(("p_adjusted", "window p-value (Holm)", True))
+        fig, axes = plt.subplots(len(panels), 1, figsize=(9, 1.9 * len(panels) + 0.4),
+                                 sharex=True, squeeze=False)
+        x = w.get_column("start").to_list()
+        flag = w.get_column("flagged").to_list()
+        fx = [xi for xi, f in zip(x, flag, strict=True) if f]
+        for ax, (col, title, log) in zip(axes[:, 0], panels, strict=True):
+            y = [np.nan if v is None else v for v in w.get_column(col).to_list()]
+            ax.plot(x, y, marker="o", ms=3, color="#4c78a8", lw=1.2)
+            fy = [yi for yi, f in zip(y, flag, strict=True) if f]
+            ax.scatter(fx, fy, color="#e45756", zorder=3, s=28, label="flagged")
+            for xi in fx:
+                ax.axvline(xi, color="#e45756", alpha=0.15, lw=4)
+            if log:
+                ax.set_yscale("log")
+                ax.axhline(self.params.get("alpha", 0.05), color="#e45756", lw=1, ls="--")
+            if col == "auc":
+                ax.axhline(0.5, color="#888888", lw=1, ls=":")
+            ax.set_title(title, fontsize=10, loc="left")
+        if fx:
+            axes[0, 0].legend(loc="upper left", frameon=False)
+        axes[-1, 0].set_xlabel(self.params.get("time", "time"))
+        fig.tight_layout()
+        plt.close(fig)
+        return fig
+
+
+def _check_every(every: Any) -> str:
+    if not isinstance(every, str) or not _EVERY.match(every.strip()):
+        raise InvalidInputError(
+            "every: expected a polars duration string such as '1d', '1w', '1mo', '3mo' or "
+            f"'1y', got {every!r}"
+        )
+    return every.strip()
+
+
+def _check_methods(methods: Any) -> tuple[str, ...]:
+    if isinstance(methods, str):
+        methods = (methods,)
+    try:
+        out = tuple(methods)
+    except TypeError as exc:
+        raise InvalidInputError(
+            f"methods: expected a sequence of {list(METHODS)}, got {type(methods).__name__}"
+        ) from exc
+    if not out:
+        raise EmptyInputError(f"methods: expected at least one of {list(METHODS)}, got none")
+    for m in out:
+        if m not in METHODS:
+            raise InvalidInputError(f"methods: expected items of {list(METHODS)}, got {m!r}")
+    return tuple(dict.fromkeys(out))
+
+
+def _check_alpha(alpha: Any) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float | np.floating) or not (
+            0.0 < float(alpha) < 1.0):
+        raise InvalidInputError(f"alpha: expected a number in (0, 1), got {alpha!r}")
+    return float(alpha)
+
+
+def _time_column(rows: pl.DataFrame, time: Any) -> pl.Series:
+    if not isinstance(time, str) or time in HIDDEN:
+        raise MissingColumnError(f"time: expected the name of a column, got {time!r}")
+    col = check_column(rows.drop(HIDDEN, strict=False), time, name="time")
+    if not (col.dtype == pl.Date or isinstance(col.dtype, pl.Datetime)):
+        raise InvalidInputError(
+            f"time: expected a Date or Datetime column, got {time!r} of type {col.dtype}"
+        )
+    return col
+
+
+def _reference_rule(reference: Any) -> tuple[str, Any]:
+    """("first" | "previous" | "rolling" | "range", argument)."""
+    if isinstance(reference, str):
+        if reference in ("first", "previous"):
+            return reference, None
+        m = _ROLLING.match(reference.strip())
+        if m and int(m.group(1)) > 0:
+            return "rolling", int(m.group(1))
+    elif isinstance(reference, Sequence) and len(reference) == 2 and all(
+            isinstance(v, date) for v in reference):
+        lo, hi = reference
+        if isinstance(lo, datetime) != isinstance(hi, datetime):
+            raise InvalidInputError(
+                f"reference: expected two dates or two datetimes, got {reference!r}")
+        if not lo < hi:
+            raise InvalidInputError(
+                f"reference: expected (start, end) with start < end, got {reference!r}")
+        return "range", (lo, hi)
+    raise InvalidInputError(
+        "reference: expected 'first', 'previous', 'rolling:N' (N > 0) or a (start, end) pair "
+        f"of dates or datetimes, got {reference!r}"
+    )
+
+
+def compute_drift(
+    store: Store,
+    *,
+    time: str = "timestamp",
+    every: str = "1mo",
+    reference: str | tuple[date, date] = "first",
+    methods: Sequence[str] = METHODS,
+    where: pl.Expr | None = None,
+    alpha: float = 0.05,
+    min_rows: int = 50,
+    n_permutations: int | None = None,
+    random_state: int = 0,
+    text: str | None = "text",
+    clusters: ClusterResult | None = None,
+    n_clusters: int = 20,
+    changes: bool = True,
+    progress: bool = True,
+) -> DriftResult:
+    """Drift of the store's embeddings over time, window by window.
+
+    Rows are grouped by their time column truncated to `every` (calendar windows ``[start,
+    end)``; only windows holding rows appear) and each window is compared with its
+    `reference`. Per window: the centroid shift (``1 - cos`` of the mean vectors, no test)
+    and, per method in `methods`:
+
+    - ``"mmd"``: MMD² of Gaussian kernels at 0.5, 1 and 2 times the median pairwise distance,
+      with random Fourier features (1024 per bandwidth), aggregated over bandwidths by the
+      permutation-calibrated minimum p-value (MMDAgg). A permutation test has exact level for
+      any statistic when window and reference come from one distribution, so the
+      approximation affects power, never calibration. At most 20,000 rows per side.
+    - ``"classifier"``: a logistic regression telling window from reference; ``auc`` is its
+      5-fold out-of-fold ROC-AUC, the p-value a one-sided Mann-Whitney test on scores of a
+      held-out half (held-out scores are independent given the model, so the level holds;
+      out-of-fold scores are not, and over-reject). At most 10,000 rows per side.
+    - ``"components"``: a KS test per principal component (up to 20, fitted on both sides
+      pooled, which keeps the level; a reference-only fit over-rejects), Benjamini-Hochberg
+      for the share drifted, Bonferroni minimum p-value for the method. At most 20,000 rows
+      per side.
+
+    **Flag rule.** A window's p-value is the Bonferroni combination of its methods' p-values,
+    ``min(1, k * min p)`` over the ``k`` tests run (the centroid shift takes no part), valid
+    for any dependence between methods. These are Holm-corrected across the tested windows,
+    and a window is flagged when its adjusted p-value is at most `alpha`: the chance of
+    flagging any window when nothing drifted is at most `alpha`.
+
+    Parameters
+    ----------
+    store : Store
+        The store (read from one snapshot; nothing is written).
+    time : str, default "timestamp"
+        A Date or Datetime metadata column; rows where it is null are left out.
+    every : str, default "1mo"
+        Window length, a polars duration string (``"1d"``, ``"1w"``, ``"1mo"``, ``"3mo"``,
+        ``"1y"``, ...), calendar-aligned as ``dt.truncate`` aligns it.
+    reference : {"first", "previous", "rolling:N"} or (start, end), default "first"
+        The first window; each window's previous one; the N previous windows pooled (as many
+        as exist); or the rows with ``start <= time < end`` (dates or datetimes).
+    methods : sequence of {"centroid", "mmd", "classifier", "components"}
+    where : polars.Expr, optional
+        Restricts both windows and references to matching rows.
+    alpha : float, default 0.05
+        Level of the flag rule and of a component counting as drifted.
+    min_rows : int, default 50
+        Rows both a window and its reference need to be tested (at least 10); otherwise the
+        window's status is ``"too few rows"`` and its p-values are null.
+    n_permutations : int, optional
+        Permutations of the MMD test. Its smallest p-value is ``1 / (1 + B)``, and a window
+        is flagged only below ``alpha / (k * W)`` (``k`` tests, ``W`` tested windows:
+        Bonferroni, then Holm's first step), so the default adapts: ``B = max(200,
+        ceil(2 * k * W / alpha))`` (at most 5,000), which puts the floor at half that
+        threshold and lets the MMD flag a window on its own. ``summary["mmd_p_floor"]``
+        says where it stood.
+    random_state : int, default 0
+        Seed (non-negative); every window's tests draw from a generator seeded by it and the
+        window's position, so the same arguments give the same p-values.
+    text : str or None, default "text"
+        Text column for the keywords and examples of what changed (skipped when absent).
+    clusters : ClusterResult, optional
+        Reference clusters for the cluster shares (its labels of the reference rows; rows it
+        does not cover are assigned to the nearest of its centroids). Default: k-means with
+        `n_clusters` on each reference.
+    n_clusters : int, default 20
+    changes : bool, default True
+        Work out what changed (:attr:`DriftResult.changes`) in each tested window whose raw
+        p-value is at most `alpha`.
+    progress : bool, default True
+        Show a progress bar over windows.
+
+    Returns
+    -------
+    DriftResult
+        See its ``windows`` schema.
+
+    Raises
+    ------
+    MissingColumnError
+        `time` is not a column of the store.
+    InvalidInputError
+        `time` is not a Date/Datetime column; `every`, `reference`, `methods`, `alpha`,
+        `min_rows`, `n_permutations` or `random_state` is invalid.
+    EmptyInputError
+        The store (or `where`'s selection) has no rows with a time, or the `reference` range
+        holds none.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import workbench as wb
+    >>> from workbench.analysis.drift import compute_drift
+    >>> stream = wb.datasets.synthetic_stream(3_000, 16, drift_points=1, duplicate_groups=0)
+    >>> store = wb.Store.create(pathlib.Path(tempfile.mkdtemp()) / "drift", dim=16)
+    >>> _ = store.add(stream.frame, vectors=stream.vectors, progress=False)
+    >>> res = compute_drift(store, every="1mo", reference="previous", progress=False)
+    >>> stream.drift_times, res.flagged
+    ([datetime.datetime(2025, 3, 2, 0, 0)], [datetime.datetime(2025, 3, 1, 0, 0)])
+    >>> res.windows.select("start", "n", "status", "flagged").head(2)  # doctest: +ELLIPSIS
+    shape: (2, 4)
+    ...
+    """
+    from tqdm.auto import tqdm
+
+    from ..store._read import _filter, _gather
+
+    every = _check_every(every)
+    method_list = _check_methods(methods)
+    alpha = _check_alpha(alpha)
+    min_rows = check_positive_int(min_rows, name="min_rows")
+    if min_rows < MIN_ROWS_FLOOR:
+        raise InvalidInputError(
+            f"min_rows: expected at least {MIN_ROWS_FLOOR} (the tests' folds need rows), "
+            f"got {min_rows}")
+    if n_permutations is not None:
+        n_permutations = check_positive_int(n_permutations, name="n_permutations")
+    n_clusters = check_positive_int(n_clusters, name="n_clusters")
+    if clusters is not None and not isinstance(clusters, ClusterResult):
+        raise InvalidInputError(
+            f"clusters: expected a ClusterResult, got {type(clusters).__name__}")
+    if isinstance(random_state, bool) or not isinstance(random_state, int | np.integer) or (
+            random_state < 0):
+        raise InvalidInputError(
+            f"random_state: expected a non-negative integer, got {random_state!r}")
+    rule, rule_arg = _reference_rule(reference)
+
+    s = store._snap()
+    rows = s.live if where is None else _filter(s, where)
+    _time_column(s.live, time)
+    if rows.height == 0:
+        raise EmptyInputError("where: selects no rows" if where is not None
+                              else "store: expected at least one row, the store is empty")
+    n_all = rows.height
+    rows = rows.filter(pl.col(time).is_not_null())
+    if rows.height == 0:
+        raise EmptyInputError(f"time: every selected row has a null {time!r}")
+    win_start, win_end, members = _windows(rows, time, every)
+    nw = len(members)
+    ref_rows = None if rule != "range" else _range_rows(rows, time, rule_arg, reference)
+
+    cache: dict[int, NDArray[np.float32]] = {}
+
+    def window_vectors(i: int) -> NDArray[np.float32]:
+        if i not in cache:
+            cache[i] = _gather(s, rows[members[i]])
+        return cache[i]
+
+    def reference_of(i: int) -> list[int] | None:
+        """The windows pooled as window `i`'s reference (-1: the range), None if none."""
+        if rule == "range":
+            return [-1]
+        if rule == "first":
+            return None if i == 0 else [0]
+        lo = max(0, i - (1 if rule == "previous" else rule_arg))
+        return list(range(lo, i)) or None
+
+    range_vectors = None if ref_rows is None else _gather(s, rows[ref_rows])
+    keep_back = {"first": 0, "range": 0, "previous": 1}.get(rule, rule_arg)
+    caps = [stats.CLASSIFIER_MAX_ROWS if m == "classifier" else stats.MMD_MAX_ROWS
+            for m in method_list if m in TESTS]
+    out: list[dict[str, Any]] = []
+    subsampled: list[Any] = []
+    tests = [m for m in method_list if m in TESTS]
+
+    def reference_size(i: int) -> int | None:
+        refs = reference_of(i)
+        if refs is None or (rule == "first" and i == 0):
+            return None
+        return ref_rows.size if refs == [-1] and ref_rows is not None else sum(
+            members[j].size for j in refs)
+
+    n_tested = sum(1 for i in range(nw) if (r := reference_size(i)) is not None
+                   and min(r, members[i].size) >= min_rows)
+    if n_permutations is None:
+        need = math.ceil(2 * max(1, len(tests)) * max(1, n_tested) / alpha)
+        n_permutations = int(min(MAX_AUTO_PERMUTATIONS, max(DEFAULT_PERMUTATIONS, need)))
+    has_text = text is not None and text in rows.columns and rows.schema[text] in (
+        pl.Utf8, pl.Categorical, pl.Enum)
+    texts = rows.get_column(text).cast(pl.Utf8) if has_text else None
+    ids = rows.get_column("id")
+    cluster_labels = None if clusters is None else _labels_of(rows, clusters)
+    # one reference's clusters kept at a time (a "previous" reference changes every window)
+    ref_fits: dict[tuple[int, ...], Any] = {}
+    found_changes: dict[Any, dict[str, Any]] = {}
+
+    def rows_of(windows: list[int]) -> NDArray[np.int64]:
+        if windows == [-1]:
+            assert ref_rows is not None
+            return ref_rows
+        return np.concatenate([members[j] for j in windows])
+
+    def what_changed(i: int, ref: NDArray[np.float32], win: NDArray[np.float32],
+                     ref_windows: list[int]) -> dict[str, Any]:
+        from . import _drift_changes as ch
+
+        key = tuple(ref_windows)
+        if key not in ref_fits:
+            given = None if cluster_labels is None else cluster_labels[rows_of(ref_windows)]
+            ref_fits.clear()
+            ref_fits[key] = ch.fit_reference(
+                ref, n_clusters=n_clusters, random_state=int(random_state), labels=given)
+        fit = ref_fits[key]
+        table, novel = ch.cluster_changes(ref, win, fit)
+        out_c: dict[str, Any] = {"clusters": table, "novel_share": novel,
+                                 "source": fit.source, "keywords": [],
+                                 "emerging_keywords": {}}
+        pos, score = ch.separating_rows(ref, win, random_state=int(random_state) + i)
+        win_rows = members[i]
+        ex = {"id": ids.gather(win_rows[pos]).to_list(), "score": score.tolist()}
+        if texts is not None:
+            ref_t = texts.gather(rows_of(ref_windows)).to_list()
+            win_t = texts.gather(win_rows).to_list()
+            ex["text"] = [win_t[int(p)] for p in pos]
+            out_c["keywords"] = ch.new_keywords(ref_t, win_t)
+            emerging = ch.summarize(table)["emerging"]
+            out_c["emerging_keywords"] = ch.emerging_keywords(
+                win_t, ch.assign(win, fit.centroids)[0], ref_t, emerging)
+        out_c["examples"] = pl.DataFrame(ex).select(
+            "id", *(["text"] if "text" in ex else []), "score")
+        return out_c
+
+    with tqdm(total=nw, desc="drift", unit="window", disable=not progress) as bar:
+        for i in range(nw):
+            rec: dict[str, Any] = dict.fromkeys(_SCHEMA)
+            rec["n"] = members[i].size
+            ref_windows = reference_of(i)
+            if ref_windows is None:
+                rec["n_reference"] = 0
+            elif ref_windows == [-1]:
+                rec["n_reference"] = ref_rows.size
+            else:
+                rec["n_reference"] = sum(members[j].size for j in ref_windows)
+            if rule == "first" and i == 0:
+                rec["status"] = "reference"
+            elif ref_windows is None:
+                rec["status"] = "no reference"
+            else:
+                win = window_vectors(i)
+                ref = (range_vectors if ref_windows == [-1] else
+                       np.concatenate([window_vectors(j) for j in ref_windows]))
+                if "centroid" in method_list:
+                    rec["centroid_shift"] = stats.centroid_shift(ref, win)
+                if min(rec["n"], rec["n_reference"]) < min_rows:
+                    rec["status"] = "too few rows"
+                else:
+                    rec["status"] = "tested"
+                    rec.update(_test_window(ref, win, tests, alpha=alpha,
+                                            n_permutations=n_permutations,
+                                            seed=(int(random_state), i)))
+                    if changes and (rec.get("p_value") or 1.0) <= alpha:
+                        found_changes[win_start[i]] = what_changed(i, ref, win, ref_windows)
+                    if caps and max(ref.shape[0], win.shape[0]) > min(caps):
+                        subsampled.append(win_start[i])
+            for j in [j for j in cache if j <= i - keep_back and (j or rule != "first")]:
+                del cache[j]
+            out.append(rec)
+            bar.update(1)
+
+    frame = pl.DataFrame(out, schema=_SCHEMA)
+    tested = frame.get_column("p_value").is_not_null().to_numpy()
+    p_adj = np.full(nw, np.nan)
+    if tested.any():
+        p_adj[tested] = stats.holm(frame.get_column("p_value").to_numpy()[tested])
+    frame = frame.with_columns(
+        p_adjusted=pl.Series(p_adj, dtype=pl.Float64).fill_nan(None),
+    ).with_columns(flagged=pl.col("p_adjusted").fill_null(1.0) <= alpha)
+    frame = pl.concat([pl.DataFrame({"start": win_start, "end": win_end}), frame],
+                      how="horizontal")
+
+    shift = frame.filter(pl.col("centroid_shift").is_not_null())
+    top = shift.sort("centroid_shift", descending=True).head(1)
+    flagged_starts = frame.filter(pl.col("flagged")).get_column("start").to_list()
+    summary = {
+        "rows": n_all,
+        "rows_without_time": n_all - rows.height,
+        "windows": nw,
+        "tested": int((frame.get_column("status") == "tested").sum()),
+        "flagged": len(flagged_starts),
+        "first_flagged": flagged_starts[0] if flagged_starts else None,
+        "max_centroid_shift": top.get_column("centroid_shift").item() if top.height else None,
+        "max_centroid_shift_at": top.get_column("start").item() if top.height else None,
+        "subsampled": subsampled,
+        "mmd_p_floor": 1.0 / (1 + n_permutations) if "mmd" in tests else None,
+        "reference": rule if rule != "rolling" else f"rolling:{rule_arg}",
+    }
+    params = {
+        "time": time, "every": every, "reference": reference, "methods": method_list,
+        "where": None if where is None else str(where), "alpha": alpha, "min_rows": min_rows,
+        "n_permutations": n_permutations, "random_state": int(random_state),
+        "text": text if has_text else None, "n_clusters": n_clusters,
+        "mmd_bandwidths": stats.BANDWIDTHS, "mmd_features": stats.N_FEATURES,
+        "mmd_max_rows": stats.MMD_MAX_ROWS, "components_max_rows": stats.MMD_MAX_ROWS,
+        "classifier_max_rows": stats.CLASSIFIER_MAX_ROWS, "classifier_p": "holdout",
+        "components_fit": "pooled",
+    }
+    return DriftResult(windows=frame, params=params, summary=summary, changes=found_changes)
+
+
+def _labels_of(rows: pl.DataFrame, clusters: ClusterResult) -> NDArray[np.int64]:
+    """The clustering's label of each row (by key); -1 where it has none."""
+    lab = (rows.select("key").join(clusters.points.select("key", "cluster"), on="key",
+                                   how="left", maintain_order="left")
+           .get_column("cluster").fill_null(-1).to_numpy())
+    return lab.astype(np.int64)
+
+
+def _windows(rows: pl.DataFrame, time: str, every: str,
+             ) -> tuple[pl.Series, pl.Series, list[NDArray[np.int64]]]:
+    """Starts and ends of the windows holding rows, in time order, and their row positions."""
+    dtype = rows.schema[time]
+    if dtype == pl.Date and not _DAYS.match(every):
+        raise InvalidInputError(
+            f"every: {time!r} is a Date column, so windows need whole days ('1d', '1w', "
+            f"'1mo', '1q', '1y'), got {every!r}")
+    try:
+        starts = rows.get_column(time).dt.truncate(every)
+        ends = starts.dt.offset_by(every)
+    except pl.exceptions.PolarsError as exc:
+        raise InvalidInputError(
+            f"every: {every!r} cannot window the {dtype} column {time!r}: {exc}") from exc
+    order = (pl.DataFrame({"start": starts, "end": ends})
+             .with_row_index("_i")
+             .group_by("start")
+             .agg(pl.col("end").first(), pl.col("_i").sort())
+             .sort("start"))
+    members = [np.asarray(v, dtype=np.int64) for v in order.get_column("_i").to_list()]
+    return order.get_column("start"), order.get_column("end"), members
+
+
+def _range_rows(rows: pl.DataFrame, time: str, bounds: tuple[date, date],
+                reference: Any) -> NDArray[np.int64]:
+    """Positions of the rows with ``start <= time < end``."""
+    lo, hi = bounds
+    tcol = rows.get_column(time)
+    try:
+        mask = ((tcol >= lo) & (tcol < hi)).to_numpy()
+    except (TypeError, pl.exceptions.PolarsError) as exc:
+        raise InvalidInputError(
+            f"reference: cannot compare {reference!r} with the {tcol.dtype} column "
+            f"{time!r} (a time-zone-aware column needs aware bounds): {exc}") from exc
+    found = np.flatnonzero(mask)
+    if found.size == 0:
+        raise EmptyInputError(
+            f"reference: no selected row has {lo} <= {time} < {hi} (the data spans "
+            f"{tcol.min()} to {tcol.max()})")
+    return found
+
+
+def _test_window(
+    ref: NDArray[np.float32], win: NDArray[np.float32], tests: list[str], *, alpha: float,
+    n_permutations: int, seed: tuple[int, int],
+) -> dict[str, Any]:
+    """The test statistics of one window (its keys of the windows schema)."""
+    rec: dict[str, Any] = {}
+    ps: list[float] = []
+    for j, m in enumerate(TESTS):
+        if m not in tests:
+            continue
+        rng = np.random.default_rng([seed[0], seed[1], j])
+        if m == "mmd":
+            r = stats.mmd_test(ref, win, n_permutations=n_permutations, random_state=rng)
+            rec["mmd2"], rec["mmd_p"] = r.mmd2, r.p_value
+        elif m == "classifier":
+            c = stats.classifier_test(ref, win, random_state=rng)
+            rec["auc"], rec["classifier_p"] = c.auc, c.p_value
+        else:
+            k = stats.components_test(ref, win, alpha=alpha, random_state=rng)
+            rec["components_drifted"], rec["components_p"] = k.drifted, k.p_value
+        ps.append(rec[{"mmd": "mmd_p", "classifier": "classifier_p",
+                       "components": "components_p"}[m]])
+    if ps:
+        rec["p_value"] = min(1.0, len(ps) * min(ps))
+    return rec
