@@ -18,7 +18,7 @@ import re
 import sys
 import sysconfig
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ __all__ = [
     "digits",
     "python_docs",
     "synthetic_stream",
+    "with_planted_drift",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -606,3 +607,73 @@ def clustered_vectors(
     latent = centres[labels] + spread * draw.normal(size=(n, intrinsic_dim))
     x = latent @ mixing + noise * draw.normal(size=(n, dim))
     return _normalise(x).astype(np.float32), labels
+
+
+def with_planted_drift(
+    frame: pl.DataFrame,
+    column: str,
+    values: Sequence[Any],
+    *,
+    start: datetime = datetime(2025, 1, 1),  # noqa: B008 - immutable value
+    periods: int = 6,
+    change_at: int = 3,
+    time: str = "timestamp",
+    random_state: int = 0,
+) -> pl.DataFrame:
+    """Give the rows of a frame timestamps so that a topic appears partway: planted drift.
+
+    Rows whose `column` is not in `values` are spread uniformly over `periods` calendar months
+    from `start`; rows whose `column` is in `values` (the new topic) only over the months from
+    `change_at` on. So a drift test with monthly windows should flag exactly the months from
+    `change_at` on (against the first month), and "what changed" should name that topic.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        Rows of any kind (e.g. the demo store's ``scan().collect()``).
+    column : str
+        The column holding the topic (e.g. ``"module"``).
+    values : sequence
+        The `column` values that make up the new topic.
+    start : datetime, default 2025-01-01
+    periods : int, default 6
+        Months covered (at least 2).
+    change_at : int, default 3
+        First month (0-based) holding the new topic, in ``[1, periods)``.
+    time : str, default "timestamp"
+        Name of the added Datetime column.
+    random_state : int, default 0
+
+    Returns
+    -------
+    polars.DataFrame
+        `frame` with `time` added, sorted by it.
+
+    Raises
+    ------
+    InvalidInputError
+        `column` missing, `values` matching no row or every row, or bad `periods` /
+        `change_at`.
+    """
+    periods = _check_int(periods, "periods", minimum=2)
+    change_at = _check_int(change_at, "change_at", minimum=1)
+    if change_at >= periods:
+        raise InvalidInputError(f"change_at: expected a month in [1, {periods}), got {change_at}")
+    if column not in frame.columns:
+        raise InvalidInputError(f"column: expected one of {frame.columns}, got {column!r}")
+    new = frame.get_column(column).is_in(list(values)).to_numpy()
+    if not new.any() or new.all():
+        raise InvalidInputError(
+            f"values: expected values of {column!r} held by some rows but not all, got "
+            f"{list(values)!r} ({int(new.sum())} of {frame.height} rows)")
+    rng = np.random.default_rng(random_state)
+    first = np.where(new, change_at, 0)
+    month = first + np.floor(rng.random(frame.height) * (periods - first)).astype(np.int64)
+    # a uniform moment within the month: days 0..27 keep every month's start inside it
+    seconds = rng.integers(0, 28 * 86_400, frame.height)
+    months = [datetime(start.year + (start.month - 1 + m) // 12, (start.month - 1 + m) % 12 + 1,
+                       1) for m in range(periods)]
+    stamps = [months[m] + timedelta(seconds=int(s)) for m, s in zip(month.tolist(),
+                                                                      seconds.tolist(),
+                                                                      strict=True)]
+    return frame.with_columns(pl.Series(time, stamps, dtype=pl.Datetime("us"))).sort(time)

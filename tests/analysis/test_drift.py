@@ -223,3 +223,91 @@ def test_result_helpers(weekly_first: DriftResult) -> None:
     assert weekly_first.summary["windows"] == weekly_first.windows.height
     fig = weekly_first.plot()
     assert len(fig.axes) == 5
+
+
+def _interest_store(tmp_path: Path) -> tuple[wb.Store, set[str]]:
+    """40 users over four months, 12 rows each a month around their topic; users 0-4 switch
+    to another topic from the third month."""
+    from datetime import datetime, timedelta
+
+    rng = np.random.default_rng(4)
+    d = 16
+    topics = rng.standard_normal((8, d))
+    rows, vecs = [], []
+    for u in range(40):
+        for month in range(4):
+            topic = (u % 8 + 3) % 8 if (u < 5 and month >= 2) else u % 8
+            for j in range(12):
+                rows.append({"id": f"u{u}-{month}-{j}", "user": f"user{u}",
+                             "timestamp": datetime(2025, month + 1, 1) + timedelta(days=j)})
+                vecs.append(topics[topic] + 0.4 * rng.standard_normal(d))
+    store = wb.Store.create(tmp_path / "users", dim=d)
+    store.add(pl.DataFrame(rows), vectors=np.asarray(vecs, dtype=np.float32), progress=False)
+    return store, {f"user{u}" for u in range(5)}
+
+
+@pytest.mark.parametrize("reference", ["first", "previous", "rolling:2"])
+def test_group_by_finds_the_entities_whose_interest_moved(tmp_path: Path,
+                                                          reference: str) -> None:
+    store, movers = _interest_store(tmp_path)
+    res = compute_drift(store, every="1mo", reference=reference, group_by="user",
+                        methods=("centroid",), progress=False)
+    assert res.entities is not None and res.summary["entities"] == 40
+    assert res.entities.height == 160  # every user in every month
+    top = res.moved_most(5)
+    assert set(top.get_column("entity").to_list()) == movers
+    # the move is seen from the third month (2025-03) on, against the entity's own reference:
+    # a "first" reference sees it in months 3 and 4 alike, the others in month 3 most
+    months = set(top.get_column("at").dt.month().to_list())
+    assert months <= ({3, 4} if reference == "first" else {3})
+    stable = res.entities.filter(~pl.col("entity").is_in(list(movers)))
+    assert stable.get_column("shift").drop_nulls().max() < top.get_column("max_shift").min()
+    # the first month has no reference of its own
+    first = res.entities.filter(pl.col("start").dt.month() == 1)
+    assert first.get_column("shift").null_count() == first.height
+
+
+def test_group_by_bad_column_and_result_without_it(tmp_path: Path) -> None:
+    store, _ = _interest_store(tmp_path)
+    with pytest.raises(MissingColumnError, match="group_by"):
+        compute_drift(store, every="1mo", group_by="nope", progress=False)
+    res = compute_drift(store, every="1mo", methods=("centroid",), progress=False)
+    assert res.entities is None
+    with pytest.raises(InvalidInputError, match="group_by"):
+        res.moved_most()
+
+
+def test_what_changed_names_a_planted_new_topic(tmp_path: Path) -> None:
+    """Month 2 gets 15 % of its rows from a topic absent in month 1, with its own word:
+    the window is flagged; its rows unlike the reference, the keywords and the examples point
+    at that topic; the clusters' shift contributions add up to 1."""
+    rng = np.random.default_rng(8)
+    d = 16
+    centers = rng.standard_normal((7, d)) * 3
+    words = ["river", "stone", "cloud", "field", "grain", "amber", "frost"]
+
+    def month(m: int, n: int, new_share: float) -> tuple[list[dict[str, object]], list]:
+        rows, vecs = [], []
+        for j in range(n):
+            new = j < int(n * new_share)
+            c = 6 if new else int(rng.integers(0, 6))
+            rows.append({"id": f"m{m}-{j}", "timestamp": datetime(2025, m, 1 + j % 27),
+                         "text": f"{words[c]} note {'quantum' if new else 'plain'} {j}"})
+            vecs.append(centers[c] + rng.standard_normal(d))
+        return rows, vecs
+
+    r1, v1 = month(1, 600, 0.0)
+    r2, v2 = month(2, 600, 0.15)
+    store = wb.Store.create(tmp_path / "s", dim=d)
+    store.add(pl.DataFrame(r1 + r2), vectors=np.asarray(v1 + v2, dtype=np.float32),
+              progress=False)
+    res = compute_drift(store, every="1mo", n_clusters=6, progress=False)
+    feb = res.windows.filter(pl.col("start").dt.month() == 2)
+    assert feb.get_column("flagged").item()
+    ch = res.changes[feb.get_column("start").item()]
+    assert ch["novel_share"] >= 0.1  # the new topic's 15 %, unlike any reference cluster
+    assert "quantum" in ch["keywords"][:3] and "frost" in ch["keywords"][:3]
+    assert all("quantum" in t for t in ch["examples"].get_column("text").to_list())
+    contrib = ch["clusters"].get_column("shift_contribution").sum()
+    assert contrib == pytest.approx(1.0, abs=1e-6)
+    assert ch["source"].startswith("k-means")

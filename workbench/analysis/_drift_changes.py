@@ -124,15 +124,28 @@ def separating_rows(x_ref: NDArray[np.float32], x_win: NDArray[np.float32], *,
 
 
 def new_keywords(ref_text: list[str | None], win_text: list[str | None], *,
-                 top_n: int = 8) -> list[str]:
-    """Terms of the window against the reference by class-based TF-IDF (two classes)."""
-    from .keywords import TermCounts, class_tfidf
+                 top_n: int = 8, min_count: int = 3) -> list[str]:
+    """Terms over-represented in the window against the reference, best first.
+
+    Each term's contribution to the KL divergence of the window's word distribution from the
+    reference's, ``p_w * log(p_w / p_r)`` (counts smoothed by one), over terms the window uses
+    at least `min_count` times and more often than the reference. (A two-class c-TF-IDF ranks
+    words common to both, "return", "value", first.)
+    """
+    from .keywords import TermCounts
 
     counts = TermCounts.fit(ref_text + win_text)
     if counts is None:
         return []
-    labels = np.r_[np.zeros(len(ref_text), np.int64), np.ones(len(win_text), np.int64)]
-    return [t for t, _ in class_tfidf(counts, labels, top_n=top_n).get(1, [])]
+    m = counts.counts
+    nr = len(ref_text)
+    cr = np.asarray(m[:nr].sum(axis=0)).ravel()
+    cw = np.asarray(m[nr:].sum(axis=0)).ravel()
+    pr = (cr + 1.0) / (cr.sum() + cr.size)
+    pw = (cw + 1.0) / (cw.sum() + cw.size)
+    score = np.where((cw >= min_count) & (pw > pr), pw * np.log(pw / pr), -np.inf)
+    best = np.argsort(-score, kind="stable")[:top_n]
+    return [str(counts.terms[j]) for j in best if np.isfinite(score[j])]
 
 
 def emerging_keywords(win_text: list[str | None], win_labels: NDArray[np.int64],

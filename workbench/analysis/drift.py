@@ -93,6 +93,26 @@ class DriftResult:
     #: ``examples`` (id, text, score: the rows a domain classifier finds least like the
     #: reference), and ``source`` (which clustering).
     changes: dict[Any, dict[str, Any]] = field(default_factory=dict, repr=False)
+    #: With ``group_by``: one row per (entity, window) holding its rows: ``entity``,
+    #: ``start``, ``n``, ``n_reference`` (the entity's own reference rows), ``shift``
+    #: (``1 - cos`` of the entity's mean vector in the window and in its reference; null
+    #: where either side has fewer than ``min_entity_rows``). None without ``group_by``.
+    entities: pl.DataFrame | None = field(default=None, repr=False)
+
+    def moved_most(self, n: int = 10) -> pl.DataFrame:
+        """The `n` entities whose interest moved most (largest shift, where, latest shift).
+
+        Needs ``group_by``.
+        """
+        if self.entities is None:
+            raise InvalidInputError("moved_most: this result was computed without group_by")
+        n = check_positive_int(n, name="n")
+        e = self.entities.filter(pl.col("shift").is_not_null())
+        return (e.sort("start").group_by("entity", maintain_order=True)
+                .agg(max_shift=pl.col("shift").max(),
+                     at=pl.col("start").get(pl.col("shift").arg_max()),
+                     latest_shift=pl.col("shift").last(), windows=pl.len())
+                .sort("max_shift", descending=True).head(n))
 
     @property
     def flagged(self) -> list[Any]:
@@ -226,6 +246,8 @@ def compute_drift(
     clusters: ClusterResult | None = None,
     n_clusters: int = 20,
     changes: bool = True,
+    group_by: str | None = None,
+    min_entity_rows: int = 5,
     progress: bool = True,
 ) -> DriftResult:
     """Drift of the store's embeddings over time, window by window.
@@ -295,6 +317,13 @@ def compute_drift(
     changes : bool, default True
         Work out what changed (:attr:`DriftResult.changes`) in each tested window whose raw
         p-value is at most `alpha`.
+    group_by : str, optional
+        An entity column (a user, a source): each entity's mean vector per window is compared
+        with the entity's own reference by the same rule (its first window, its previous
+        one, its N previous ones pooled, or its rows in the range): interest drift, in
+        :attr:`DriftResult.entities` and :meth:`DriftResult.moved_most`.
+    min_entity_rows : int, default 5
+        Rows an entity needs in a window and in its reference for a shift.
     progress : bool, default True
         Show a progress bar over windows.
 
@@ -352,8 +381,11 @@ def compute_drift(
         raise InvalidInputError(
             f"random_state: expected a non-negative integer, got {random_state!r}")
     rule, rule_arg = _reference_rule(reference)
+    min_entity_rows = check_positive_int(min_entity_rows, name="min_entity_rows")
 
     s = store._snap()
+    if group_by is not None:
+        check_column(s.live.drop(HIDDEN, strict=False), group_by, name="group_by")
     rows = s.live if where is None else _filter(s, where)
     _time_column(s.live, time)
     if rows.height == 0:
@@ -522,7 +554,99 @@ def compute_drift(
         "classifier_max_rows": stats.CLASSIFIER_MAX_ROWS, "classifier_p": "holdout",
         "components_fit": "pooled",
     }
-    return DriftResult(windows=frame, params=params, summary=summary, changes=found_changes)
+    entities = None
+    if group_by is not None:
+        entities = _entity_drift(s, rows, members, win_start, group_by, rule=rule,
+                                 rule_arg=rule_arg, ref_rows=ref_rows,
+                                 min_rows=min_entity_rows)
+        params["group_by"] = group_by
+        params["min_entity_rows"] = min_entity_rows
+        summary["entities"] = int(entities.get_column("entity").n_unique())
+    return DriftResult(windows=frame, params=params, summary=summary, changes=found_changes,
+                       entities=entities)
+
+
+def _entity_drift(
+    s: Any, rows: pl.DataFrame, members: list[NDArray[np.int64]], win_start: pl.Series,
+    column: str, *, rule: str, rule_arg: Any, ref_rows: NDArray[np.int64] | None,
+    min_rows: int,
+) -> pl.DataFrame:
+    """Each entity's shift per window against its own reference (see ``group_by``).
+
+    Vector sums per (entity, window) come from one sparse indicator product per chunk of
+    rows, so memory is (entities x windows) x dim, not rows x dim.
+    """
+    import scipy.sparse as sp
+
+    from ..store._read import _gather
+
+    n = rows.height
+    win_of = np.empty(n, dtype=np.int64)
+    for i, m in enumerate(members):
+        win_of[m] = i
+    ent = rows.get_column(column).cast(pl.Utf8).fill_null("<null>")
+    ent_code = (ent.rank("dense") - 1).to_numpy().astype(np.int64)  # codes in sorted order
+    names = ent.unique().sort()
+    nw = len(members)
+    cell = ent_code * nw + win_of  # one cell per (entity, window)
+    cells, cell_of = np.unique(cell, return_inverse=True)
+    d = s.manifest.dim
+    sums = np.zeros((cells.size, d), dtype=np.float64)
+    counts = np.bincount(cell_of, minlength=cells.size).astype(np.int64)
+    chunk = 65_536
+    for lo in range(0, n, chunk):
+        hi = min(n, lo + chunk)
+        x = _gather(s, rows[lo:hi])
+        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        ind = sp.csr_matrix((np.ones(hi - lo), (cell_of[lo:hi], np.arange(hi - lo))),
+                            shape=(cells.size, hi - lo))
+        sums += ind @ x
+    e_of, w_of = cells // nw, cells % nw  # sorted by entity, then window
+    ref_sum = np.zeros_like(sums)
+    ref_n = np.zeros(cells.size, dtype=np.int64)
+    first_of = np.r_[True, e_of[1:] != e_of[:-1]]
+    group_start = np.maximum.accumulate(np.where(first_of, np.arange(cells.size), 0))
+    if rule == "first":
+        has = ~first_of
+        ref_sum[has] = sums[group_start[has]]
+        ref_n[has] = counts[group_start[has]]
+    elif rule in ("previous", "rolling"):
+        back = 1 if rule == "previous" else int(rule_arg)
+        csum = np.cumsum(sums, axis=0)
+        ccnt = np.cumsum(counts)
+        idx = np.arange(cells.size)
+        lo_i = np.maximum(group_start, idx - back)  # pooled cells [lo_i, idx) of the entity
+        has = lo_i < idx
+        upto = csum[idx - 1] if cells.size else csum
+        before = np.where((lo_i > 0)[:, None], csum[np.maximum(lo_i - 1, 0)], 0.0)
+        ref_sum[has] = (upto - before)[has]
+        cnt_up = ccnt[idx - 1]
+        cnt_before = np.where(lo_i > 0, ccnt[np.maximum(lo_i - 1, 0)], 0)
+        ref_n[has] = (cnt_up - cnt_before)[has]
+    else:  # range: the entity's rows inside it
+        assert ref_rows is not None
+        rc = ent_code[ref_rows]
+        r_ent, r_of = np.unique(rc, return_inverse=True)
+        r_sum = np.zeros((r_ent.size, d), dtype=np.float64)
+        x = _gather(s, rows[ref_rows])
+        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        np.add.at(r_sum, r_of, x)
+        r_cnt = np.bincount(r_of, minlength=r_ent.size)
+        pos = np.searchsorted(r_ent, e_of)
+        found = (pos < r_ent.size) & (r_ent[np.minimum(pos, r_ent.size - 1)] == e_of)
+        ref_sum[found] = r_sum[pos[found]]
+        ref_n[found] = r_cnt[pos[found]]
+    num = (sums * ref_sum).sum(axis=1)
+    den = np.linalg.norm(sums, axis=1) * np.linalg.norm(ref_sum, axis=1)
+    ok = (counts >= min_rows) & (ref_n >= min_rows) & (den > 0)
+    shift = np.where(ok, 1.0 - num / np.where(den > 0, den, 1.0), np.nan)
+    return pl.DataFrame({
+        "entity": names.gather(e_of),
+        "start": win_start.gather(w_of),
+        "n": counts.astype(np.uint32),
+        "n_reference": ref_n.astype(np.uint32),
+        "shift": shift,
+    }).with_columns(pl.col("shift").fill_nan(None))
 
 
 def _labels_of(rows: pl.DataFrame, clusters: ClusterResult) -> NDArray[np.int64]:
