@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import copy
+import html
+import re
 import time
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 from tqdm.auto import tqdm
@@ -43,14 +48,85 @@ def run_notebooks(folder: str | Path, out: str | Path, *, timeout: int = 900) ->
         target = dst / nb_path.name
         nbformat.write(nb, target)
         try:
-            from nbconvert import HTMLExporter
-
-            body, _ = HTMLExporter().from_notebook_node(nb)
-            target = target.with_suffix(".html")
-            target.write_text(body, encoding="utf-8")
+            body = offline_html(nb, screenshots=dst.parent / "screenshots")
         except ImportError:
             pass
+        else:
+            target = target.with_suffix(".html")
+            target.write_text(body, encoding="utf-8")
         rows.append({"notebook": nb_path.name, "seconds": round(seconds, 1),
                      "output": str(target)})
     return pl.DataFrame(rows, schema={"notebook": pl.Utf8, "seconds": pl.Float64,
                                       "output": pl.Utf8})
+
+
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+#: Widget class -> screenshot the browser tests save (``reports/screenshots``).
+SCREENSHOTS = {
+    "SearchPanel": "search_panel.png",
+    "ClusterExplorer": "cluster_explorer.png",
+    "DedupReviewer": "dedup_reviewer.png",
+    "DriftDashboard": "drift_dashboard.png",
+}
+#: ``<script src=...>`` / ``<link href=...>`` tags that load from the network.
+_REMOTE_TAG = re.compile(
+    r"<script\b[^>]*\bsrc\s*=\s*[\"']?https?://[^>]*>\s*</script>"
+    r"|<link\b[^>]*\bhref\s*=\s*[\"']?https?://[^>]*>", re.IGNORECASE)
+
+
+def _widget_note(output: Any, screenshots: Path | None) -> dict[str, Any]:
+    """A static output standing in for a live widget: its screenshot (if any) and a note."""
+    text = str(output.get("data", {}).get("text/plain", ""))
+    name = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)", text)
+    cls = name.group(1) if name else "widget"
+    shot = None if screenshots is None else screenshots / SCREENSHOTS.get(cls, "-")
+    note = (f"<p style='color:#5b6675;font-size:.85rem'><b>{html.escape(cls)}</b> is an "
+            "interactive widget: run this notebook in JupyterLab (<code>make lab</code>) to "
+            "use it.")
+    data: dict[str, Any] = {}
+    if shot is not None and shot.is_file():
+        b64 = base64.b64encode(shot.read_bytes()).decode("ascii")
+        note += (" The picture shows the widget as the browser tests drove it (other data), "
+                 "not this run.</p>"
+                 f"<img alt='{html.escape(cls)}' style='max-width:100%;border:1px solid "
+                 f"#dde3ea' src='data:image/png;base64,{b64}'>")
+    else:
+        note += "</p>"
+    data["text/html"] = note
+    data["text/plain"] = f"[{cls}: interactive widget, run the notebook to use it]"
+    return {"output_type": "display_data", "data": data, "metadata": {}}
+
+
+def offline_html(nb: Any, *, screenshots: Path | None = None) -> str:
+    """An executed notebook as HTML that opens offline and loads nothing from the network.
+
+    nbconvert's page loads require.js, MathJax and (with widget state) the widget manager from
+    CDNs; without them a widget output is an empty box. Here every widget output becomes a
+    static stand-in (the widget's screenshot from the browser tests where there is one, and a
+    note), the widget state is dropped, and the remaining remote ``<script>``/``<link>`` tags
+    are removed (require.js served only the widgets; the notebooks hold no LaTeX for MathJax).
+
+    Parameters
+    ----------
+    nb : nbformat.NotebookNode
+        An executed notebook (not modified).
+    screenshots : Path, optional
+        Folder of the browser tests' screenshots (``reports/screenshots``).
+
+    Returns
+    -------
+    str
+        The HTML page.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = copy.deepcopy(nb)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.get("cell_type") != "code":
+            continue
+        cell.outputs = [nbformat.from_dict(_widget_note(o, screenshots))
+                        if WIDGET_MIME in o.get("data", {}) else o for o in cell.outputs]
+    body, _ = HTMLExporter(mermaid_js_url="", mermaid_layout_elk_js_url="").from_notebook_node(nb)
+    return _REMOTE_TAG.sub("", body)
