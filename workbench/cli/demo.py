@@ -158,6 +158,74 @@ def _topics_section(store):  # noqa: ANN001, ANN202 - Store -> (Section, float)
     return Section(title, body, note=note), seconds
 
 
+#: The modules planted as a new topic in the demo's drift section (GUI toolkits: a topic that
+#: is plainly unlike the rest of the corpus).
+DRIFT_TOPIC = ("tkinter", "turtle", "tkinter.tix", "tkinter.ttk")
+
+
+def _drift_topic(frame: pl.DataFrame) -> list[str]:
+    """The module values to plant as the new topic: the GUI modules, else the largest module."""
+    mods = frame.get_column("module")
+    gui = [m for m in DRIFT_TOPIC if (mods == m).any()]
+    if gui and int(mods.is_in(gui).sum()) < frame.height:
+        return gui
+    counts = mods.drop_nulls().value_counts(sort=True)
+    top = [m for m, c in counts.iter_rows() if c < frame.height]
+    return top[:1]
+
+
+def _drift_section(store):  # noqa: ANN001, ANN202 - Store -> (list[Section], float)
+    """The demo report's drift sections, and the seconds compute_drift took.
+
+    The store's rows get timestamps over six months with the GUI modules (tkinter, turtle)
+    only from the fourth month on (:func:`workbench.datasets.with_planted_drift`), and are
+    copied with their vectors into ``<store>_drift`` beside the store (recreated each run),
+    which compute_drift then tests month by month against the first month.
+    """
+    from ..analysis.drift import compute_drift
+    from ..datasets import with_planted_drift
+    from ..reports import Section
+    from ..reports.drift import drift_sections
+    from ..store import Store
+
+    title = "Drift over time (planted topic)"
+    frame = store.scan().collect()
+    topic = _drift_topic(frame) if "module" in frame.columns and frame.height else []
+    if not topic:
+        return [Section(title, "<p class='note'>no module column with two or more values to "
+                               "plant a topic from: drift not tested</p>")], 0.0
+    # about 100 rows a month or more, so that most windows reach compute_drift's min_rows
+    periods = min(6, max(2, frame.height // 100))
+    planted = with_planted_drift(frame.drop("key"), "module", topic, periods=periods,
+                                 change_at=max(1, periods // 2))
+    path = Path(store.path).parent / f"{Path(store.path).name}_drift"
+    if path.exists():
+        shutil.rmtree(path)
+    t0 = time.perf_counter()
+    with Store.create(path, dim=store.dim, metric=store.metric, dtype=store.dtype,
+                      model=store.model) as drift_store:
+        drift_store.add(planted, vectors=store.vectors(planted.get_column("id").to_list()),
+                        progress=False)
+        t1 = time.perf_counter()
+        res = compute_drift(drift_store, every="1mo", progress=False)
+    seconds = time.perf_counter() - t1
+    is_new = planted.get_column("module").is_in(topic)
+    first = planted.get_column("timestamp").min()
+    arrives = planted.get_column("timestamp").filter(is_new).min()
+    flagged = ", ".join(f"{d:%Y-%m}" for d in res.flagged) or "none"
+    sections = drift_sections(res, title=title)
+    sections[0] = Section(
+        sections[0].title, sections[0].body,
+        note=(f"The store's {frame.height:,} rows, given timestamps over {periods} months "
+              f"from {first:%Y-%m}; the {int(is_new.sum())} rows of {', '.join(topic)} only "
+              f"from {arrives:%Y-%m} on (wb.datasets.with_planted_drift), copied with their "
+              f"vectors to {path} ({t1 - t0:.1f} s). wb.compute_drift(store, every='1mo') "
+              f"against the first month: flagged {flagged}. {sections[0].note}"))
+    sections[1:] = [Section(f"Drift: {s.title[0].lower()}{s.title[1:]}", s.body, note=s.note)
+                    for s in sections[1:]]
+    return sections, seconds
+
+
 def _notebook_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"--notebooks: no such folder: {folder.resolve()}")
@@ -172,8 +240,9 @@ def demo(args: argparse.Namespace) -> int:
 
     The store holds paragraphs of the Python documentation (embedded once, then cached). The
     report shows searches, a filtered search, an ANN recall sweep, near-duplicate groups, the
-    topic hierarchy and timings, and links the notebooks executed from --notebooks (skipped,
-    with a note, when that folder is missing).
+    topic hierarchy, drift over time (on a copy beside the store, with a planted topic) and
+    timings, and links the notebooks executed from --notebooks (skipped, with a note, when that
+    folder is missing).
 
     Parameters
     ----------
@@ -224,13 +293,16 @@ def demo(args: argparse.Namespace) -> int:
     sections.append(dedup)
     hierarchy, t_topics = _topics_section(store)
     sections.append(hierarchy)
+    drift, t_drift = _drift_section(store)
+    sections.extend(drift)
     sections.append(Section(
         "Timing",
         frame_table(pl.DataFrame({
             "step": ["build or update store (embeddings cached)", "5 searches (batched)",
-                     "near-duplicates (find_duplicates)", "topic hierarchy (cluster)"],
+                     "near-duplicates (find_duplicates)", "topic hierarchy (cluster)",
+                     "drift over time (compute_drift, planted topic)"],
             "seconds": [round(t_build, 2), round(t_search, 4), round(t_dedup, 3),
-                        round(t_topics, 2)],
+                        round(t_topics, 2), round(t_drift, 2)],
         })),
     ))
     nb_dir = Path(args.notebooks)
