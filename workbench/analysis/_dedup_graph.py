@@ -333,7 +333,8 @@ def _lsh_meta(cache: GraphCache, name: str) -> tuple[dict[str, float | int],
     """The plan and codes saved beside an LSH graph."""
     plan_arr = cache.arrays.load(f"{name}-plan")
     codes = cache.arrays.load(f"{name}-codes")
-    if plan_arr is None or codes is None or plan_arr.shape != (5,) or codes.dtype != np.uint64:
+    if (plan_arr is None or codes is None or plan_arr.shape != (5,)
+            or codes.dtype not in (np.uint32, np.uint64)):
         return None
     floor, bits, bands, recall, probe = plan_arr.tolist()
     if codes.ndim != 2 or codes.shape[1] != int(bands):
@@ -388,10 +389,11 @@ def _build_lsh(
         base_gen, (old_keys, old_nbr, old_sim), (pdict, old_codes) = base
         p = lsh.LshPlan(**pdict)  # type: ignore[arg-type]
         keep = _isin_sorted(old_keys, keys)
-        old_keys, old_nbr, old_sim = old_keys[keep], old_nbr[keep], old_sim[keep]
-        old_codes = old_codes[keep]
-        gone = ~_isin_sorted(old_nbr, keys) & np.isfinite(old_sim)
-        old_sim = np.where(gone, -np.inf, old_sim).astype(np.float32)
+        if not keep.all():  # rows deleted (or filtered out) since: drop them and their edges
+            old_keys, old_nbr, old_sim = old_keys[keep], old_nbr[keep], old_sim[keep]
+            old_codes = old_codes[keep]
+            gone = ~_isin_sorted(old_nbr, keys) & np.isfinite(old_sim)
+            old_sim = np.where(gone, -np.inf, old_sim).astype(np.float32)
         new_mask = ~_isin_sorted(keys, old_keys)
         new_rows = selection.filter(pl.Series(new_mask))
         new_keys = keys[new_mask]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -37,8 +37,10 @@ if TYPE_CHECKING:
 
 #: Per-pair probability that a pair at the floor cosine collides in at least one band.
 RECALL = 0.999
-#: Rows projected per matrix product.
+#: Rows gathered per read of the store's vectors.
 CHUNK = 32_768
+#: Rows projected per matrix product (its (rows, bands x bits) float32 result is ~45 MB).
+PROJECT_CHUNK = 8_192
 #: At most this many bands (the plan's recall is reported lower when more would be needed).
 MAX_BANDS = 512
 #: Seed of the hyperplanes (fixed: cached codes stay comparable with new rows' codes).
@@ -84,17 +86,22 @@ def _bands_for(cos: float, bits: int, recall: float) -> int:
 
 
 def _codes(x: NDArray[np.float32], planes: NDArray[np.float32], bits: int
-           ) -> NDArray[np.uint64]:
-    """(n, bands) bucket keys: the sign bits of ``x @ planes``, `bits` per band."""
+           ) -> NDArray[np.unsignedinteger[Any]]:
+    """(n, bands) bucket keys: the sign bits of ``x @ planes``, `bits` per band (uint32 up to
+    32 bits, else uint64), computed in chunks of PROJECT_CHUNK rows."""
     n = x.shape[0]
     bands = planes.shape[1] // bits
-    out = np.empty((n, bands), dtype=np.uint64)
-    weights = (np.uint64(1) << np.arange(bits, dtype=np.uint64))
-    for start in range(0, n, CHUNK):
-        proj = x[start:start + CHUNK] @ planes
-        signs = (proj > 0).reshape(proj.shape[0], bands, bits)
-        out[start:start + CHUNK] = (signs.astype(np.uint64) * weights).sum(axis=2,
-                                                                          dtype=np.uint64)
+    width = 4 if bits <= 32 else 8
+    out = np.empty((n, bands), dtype=np.uint32 if width == 4 else np.uint64)
+    nbytes = (bits + 7) // 8
+    for start in range(0, n, PROJECT_CHUNK):
+        proj = x[start:start + PROJECT_CHUNK] @ planes
+        m = proj.shape[0]
+        packed = np.packbits((proj > 0).reshape(m, bands, bits), axis=2, bitorder="little")
+        del proj
+        wide = np.zeros((m, bands, width), dtype=np.uint8)
+        wide[:, :, :nbytes] = packed
+        out[start:start + m] = wide.view(out.dtype)[:, :, 0]
     return out
 
 
@@ -114,7 +121,7 @@ def plan(x: NDArray[np.float32], floor: float, *, recall: float = RECALL) -> Lsh
     probe = np.random.default_rng([SEED, x.shape[1], 64]).standard_normal(
         (x.shape[1], 64), dtype=np.float32)
     # one probe band of 64 bits: the pairs sharing a b-bit prefix, for every b at once
-    full = np.sort(_codes(x, probe, 64)[:, 0])
+    full = np.sort(_codes(x, probe, 64)[:, 0].astype(np.uint64))
     best: tuple[float, int, int, int] | None = None
     for bits in range(4, 65):
         pairs = _pairs_in(full >> np.uint64(64 - bits)) if bits < 64 else _pairs_in(full)
@@ -136,12 +143,16 @@ def plan(x: NDArray[np.float32], floor: float, *, recall: float = RECALL) -> Lsh
 def unit_vectors(s: Snapshot, rows: pl.DataFrame) -> NDArray[np.float32]:
     """Full-precision vectors of `rows` (live rows with _seg/_row), scaled to unit length."""
     from ..store._read import _gather
+    from ..store.segment import release_pages
 
     out = np.empty((rows.height, s.manifest.dim), dtype=np.float32)
     for start in range(0, rows.height, CHUNK):
-        v = _gather(s, rows[start:start + CHUNK])
+        part = rows[start:start + CHUNK]
+        v = _gather(s, part)
         norms = np.linalg.norm(v, axis=1, keepdims=True)
         out[start:start + CHUNK] = v / np.maximum(norms, 1e-30)
+        for o in np.unique(part.get_column("_seg").to_numpy()).tolist():
+            release_pages(s.seg(int(o)).vectors)  # the copy is all we keep
     return out
 
 
