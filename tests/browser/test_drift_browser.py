@@ -82,9 +82,11 @@ def test_drift_report_opens_offline_and_draws(tmp_path: Path) -> None:
         page.route("https://**/*", block)
         page.goto(out.as_uri())
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
-        panels = page.locator(".js-plotly-plot .subplot.xy").count()
-        titles = page.locator(".js-plotly-plot .gtitle, .js-plotly-plot .annotation-text"
-                              ).all_inner_texts()
+        page.wait_for_function(
+            "() => document.querySelectorAll('.js-plotly-plot .cartesianlayer .subplot')"
+            ".length >= 5", timeout=30_000)
+        panels = page.locator(".js-plotly-plot .cartesianlayer .subplot").count()
+        titles = page.locator(".js-plotly-plot .annotation-text").all_text_contents()
     assert requests == []
     assert panels == 5  # every metric drawn
     assert any("MMD" in t for t in titles) and any("AUC" in t for t in titles)
