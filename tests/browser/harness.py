@@ -185,3 +185,18 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / name
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+def open_offline(page: Any, path: Path) -> list[str]:
+    """Open a local file with every http(s) request aborted; returns the URLs it tried
+    (filled in as the page runs: read it after waiting for what the page draws)."""
+    requests: list[str] = []
+
+    def block(route: Any) -> None:
+        requests.append(route.request.url)
+        route.abort()
+
+    page.route("http://**/*", block)
+    page.route("https://**/*", block)
+    page.goto(path.as_uri())
+    return requests

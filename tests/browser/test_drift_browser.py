@@ -12,6 +12,7 @@ from tests.browser.harness import (
     browser_missing_reason,
     cell_errors,
     chromium,
+    open_offline,
     run_all_cells,
     screenshot,
     write_notebook,
@@ -72,15 +73,8 @@ def test_drift_report_opens_offline_and_draws(tmp_path: Path) -> None:
     store.add(st.frame, vectors=st.vectors, progress=False)
     res = wb.compute_drift(store, every="1mo", progress=False)
     out = write_drift_report(res, tmp_path / "drift.html")
-    requests: list[str] = []
     with chromium() as page:
-        def block(route: Any) -> None:
-            requests.append(route.request.url)
-            route.abort()
-
-        page.route("http://**/*", block)
-        page.route("https://**/*", block)
-        page.goto(out.as_uri())
+        requests = open_offline(page, out)
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30_000)
         page.wait_for_function(
             "() => document.querySelectorAll('.js-plotly-plot .cartesianlayer .subplot')"

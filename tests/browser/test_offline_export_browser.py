@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.browser.harness import browser_missing_reason, chromium
+from tests.browser.harness import browser_missing_reason, chromium, open_offline
 from tests.test_notebook_export import PNG, _notebook
 from workbench.notebooks import offline_html
 
@@ -23,15 +22,8 @@ def test_exported_notebook_makes_no_request(tmp_path: Path) -> None:
     (shots / "dedup_reviewer.png").write_bytes(PNG)
     page_file = tmp_path / "nb.html"
     page_file.write_text(offline_html(_notebook(), screenshots=shots), encoding="utf-8")
-    requests: list[str] = []
     with chromium() as page:
-        def block(route: Any) -> None:
-            requests.append(route.request.url)
-            route.abort()
-
-        page.route("http://**/*", block)
-        page.route("https://**/*", block)
-        page.goto(page_file.as_uri())
+        requests = open_offline(page, page_file)
         page.wait_for_load_state("load")
         page.wait_for_timeout(500)  # a module script would fire its imports by now
         notes = page.locator("text=is an interactive widget").count()
