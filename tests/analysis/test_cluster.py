@@ -365,3 +365,19 @@ def test_tree_extraction_matches_hdbscan(method: str, min_cluster_size: int) -> 
                                atol=1e-5)
     n = int(labels.max()) + 1
     np.testing.assert_allclose([persistence[i] for i in range(n)], ref_stab[:n], rtol=1e-5)
+
+
+def test_recluster_keep_numbers_follows_the_old_clusters(digits_result) -> None:
+    from sklearn.metrics import adjusted_rand_score
+
+    base = recluster(digits_result, min_cluster_size=40)
+    cold = recluster(base, min_cluster_size=25, min_samples=8)
+    kept = recluster(base, min_cluster_size=25, min_samples=8, keep_numbers=True)
+    # the same clusters, numbered differently
+    assert adjusted_rand_score(cold.labels, kept.labels) == 1.0
+    assert sorted(set(kept.labels.tolist())) == sorted(set(cold.labels.tolist()))
+    same = lambda r: float(((r.labels == base.labels) & (base.labels >= 0)).mean())  # noqa: E731
+    assert same(kept) >= same(cold) and same(kept) >= 0.8
+    by_size = dict(zip(kept.clusters["cluster"].to_list(), kept.clusters["size"].to_list(),
+                       strict=True))
+    assert sum(by_size.values()) == int((kept.labels >= 0).sum())

@@ -615,6 +615,7 @@ def recluster(
     min_samples: int | None = None,
     cluster_selection_method: str | None = None,
     auto: bool = False,
+    keep_numbers: bool = False,
 ) -> ClusterResult:
     """Re-run only HDBSCAN on `result`'s reduction, with new settings (one call for a slider).
 
@@ -624,6 +625,12 @@ def recluster(
     reads it from the disk cache). Labels equal a cold :func:`cluster` run with the same
     settings and seed. Edits (merges, names, reassigned outliers) are not carried over; the
     map and its distortion measures are.
+
+    With `keep_numbers`, the new clusters are numbered to follow the old ones: each takes the
+    number (within ``0..K-1``) of the old cluster it shares most points with, by an optimal
+    assignment on the overlap counts (``scipy.optimize.linear_sum_assignment``), so a view
+    that colours by number keeps each cluster's colour across a re-cluster. The clusters are
+    the same; only their numbers differ from a cold run's.
 
     Raises
     ------
@@ -651,6 +658,8 @@ def recluster(
                                  cache=state.cache, digest=state.reduced_digest,
                                  known=state.tree)
     labels, probability, outlier, persistence = _extract(tree, mcs, method)
+    if keep_numbers and state.base_labels is not None:
+        labels, persistence = _renumber_like(labels, persistence, state.base_labels)
     seconds = time.perf_counter() - t0
     params = {**result.params, "clusterer": {**old, "min_cluster_size": mcs,
                                              "min_samples": tree.min_samples,
@@ -671,6 +680,24 @@ def recluster(
 
         out = apply_topics(out)
     return out
+
+
+def _renumber_like(labels: NDArray[np.int32], persistence: dict[int, float],
+                   old: NDArray[Any]) -> tuple[NDArray[np.int32], dict[int, float]]:
+    """`labels` (0..K-1, -1 noise) renumbered within 0..K-1 to overlap `old` most."""
+    from scipy.optimize import linear_sum_assignment
+
+    k = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
+    if k == 0:
+        return labels, persistence
+    both = (labels >= 0) & (old >= 0) & (old < k)
+    gain = np.zeros((k, k), dtype=np.int64)
+    np.add.at(gain, (labels[both], old[both].astype(np.int64)), 1)
+    rows, cols = linear_sum_assignment(gain, maximize=True)
+    mapping = np.empty(k, dtype=np.int32)
+    mapping[rows] = cols
+    out = np.where(labels >= 0, mapping[np.maximum(labels, 0)], -1).astype(np.int32)
+    return out, {int(mapping[c]): v for c, v in persistence.items() if 0 <= c < k}
 
 
 # The editing verbs live in .cluster_edit, which needs ClusterResult and _build from here:

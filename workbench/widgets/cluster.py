@@ -434,7 +434,8 @@ class ClusterExplorer(widgets.VBox):
         try:
             # from the result given (or re-clustered), not a granularity move's: at_level
             # marks a fine result as cut from a tree, and recluster would then cut the new one
-            new = recluster(self._fine_result, min_cluster_size=self.min_cluster_size, **rest)
+            new = recluster(self._fine_result, min_cluster_size=self.min_cluster_size,
+                            keep_numbers=True, **rest)
         except WorkbenchError as exc:
             self._error(exc)
             return None
