@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -291,7 +292,11 @@ def test_demo_builds_store_and_escaped_report(
     assert main(args) == 0
     html = (tmp_path / "rep" / "index.html").read_text()
     assert "Embedding Workbench demo" in html and "Search: read a text file" in html
-    assert "<script" not in html  # self-contained, no scripts
+    # self-contained: nothing loaded from elsewhere; the only scripts are the drift chart's
+    # (plotly's config, plotly.js inlined and its newPlot call)
+    assert not re.search(r"<(script|link|img|iframe)\b[^>]*\b(src|href)\s*=\s*[\"']?https?:",
+                         html)
+    assert html.count("<script") == 3 * html.count("Plotly.newPlot") == 3
     with wb.Store.open(tmp_path / "store", readonly=True) as s:
         assert len(s) == 300
         gen = s.generation
