@@ -179,11 +179,24 @@ def cell_errors(page: Any) -> list[str]:
     return [t for t in texts if "Traceback" in t or "Error" in t]
 
 
-def screenshot(page: Any, name: str) -> Path:
-    """Save a screenshot under reports/screenshots/."""
+def screenshot(page: Any, name: str, *, widget: str | None = None) -> Path:
+    """Save a screenshot under reports/screenshots/: of the `widget` element (a CSS selector;
+    the exported notebooks show it in place of the live widget), else of the whole page."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
-    page.screenshot(path=str(path), full_page=True)
+    if widget is not None:
+        # JupyterLab scrolls the notebook inside a panel the size of the window: make the
+        # window tall enough for the whole widget, shoot it, and put the window back
+        size = page.viewport_size
+        el = page.locator(widget).first
+        height = int(el.evaluate("e => e.scrollHeight")) + 400
+        page.set_viewport_size({"width": size["width"], "height": max(size["height"], height)})
+        page.wait_for_timeout(700)  # let the lab re-layout and plotly redraw
+        el.scroll_into_view_if_needed()
+        el.screenshot(path=str(path))
+        page.set_viewport_size(size)
+    else:
+        page.screenshot(path=str(path), full_page=True)
     return path
 
 

@@ -96,7 +96,7 @@ def test_cluster_map_renders_and_lasso_selection_reaches_kernel(lab: Lab, page: 
     assert '<img src=x onerror="document.title=1"> digit' in tip
     assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
     assert page.title() != "1"
-    screenshot(page, "cluster_explorer.png")
+    screenshot(page, "cluster_explorer.png", widget=".wb-cluster-explorer")
 
 
 LEVEL_CELLS = [

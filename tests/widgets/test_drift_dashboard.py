@@ -28,8 +28,13 @@ def test_dashboard_selects_windows_and_recomputes(store: wb.Store) -> None:
     assert "<b>bold</b>" not in first and "&lt;b&gt;bold&lt;/b&gt;" in first
     assert "emerging" in first or "vanishing" in first
     last = str(res.windows["start"][-1])
+    assert res.windows["p_value"][-1] == 0.0  # underflowed: still a window with changes
     dash.selector.value = last
     assert dash.window == last and dash._detail.value != first
+    assert "emerging" in dash._detail.value or "vanishing" in dash._detail.value
+    assert len(res.changes) == res.summary["flagged"]
+    p_panel = [t for t in dash.figure.data if t.yaxis == "y5" and t.mode == "lines+markers"]
+    assert min(y for y in p_panel[0].y if y is not None) >= 1e-16  # zeros drawn at the floor
     with pytest.raises(InvalidInputError, match="window"):
         dash.select("1999-01-01")
     dash.ref_selector.value = "previous"

@@ -508,7 +508,8 @@ def compute_drift(
                     rec.update(_test_window(ref, win, tests, alpha=alpha,
                                             n_permutations=n_permutations,
                                             seed=(int(random_state), i)))
-                    if changes and (rec.get("p_value") or 1.0) <= alpha:
+                    p_win = rec.get("p_value")
+                    if changes and p_win is not None and p_win <= alpha:  # 0.0 counts too
                         found_changes[win_start[i]] = what_changed(i, ref, win, ref_windows)
                     if caps and max(ref.shape[0], win.shape[0]) > min(caps):
                         subsampled.append(win_start[i])

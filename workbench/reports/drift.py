@@ -28,6 +28,8 @@ PANELS = (
     ("p_adjusted", "window p-value, Holm-adjusted over windows (log)", "p"),
 )
 FLAG_COLOUR = "#d62728"
+#: Smallest p-value drawn (float64 p-values underflow to 0, which a log axis cannot show).
+P_FLOOR = 1e-16
 LINE_COLOUR = "#4c78a8"
 
 
@@ -50,6 +52,8 @@ def drift_figure(result: DriftResult, *, height_per_panel: int = 170) -> Any:
     status = w.get_column("status").to_list()
     for row, (col, _, label) in enumerate(panels, start=1):
         ys = w.get_column(col).to_list()
+        if col == "p_adjusted":  # a log axis drops zeros: show p below 1e-16 at 1e-16
+            ys = [None if y is None else max(y, P_FLOOR) for y in ys]
         text = [f"{s}<br>n={n}, {st}" for s, n, st in zip(starts, w["n"].to_list(), status,
                                                            strict=True)]
         fig.add_scatter(x=starts, y=ys, mode="lines+markers", name=label, row=row, col=1,
