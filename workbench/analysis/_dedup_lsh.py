@@ -142,17 +142,11 @@ def plan(x: NDArray[np.float32], floor: float, *, recall: float = RECALL) -> Lsh
 
 def unit_vectors(s: Snapshot, rows: pl.DataFrame) -> NDArray[np.float32]:
     """Full-precision vectors of `rows` (live rows with _seg/_row), scaled to unit length."""
-    from ..store._read import _gather
-    from ..store.segment import release_pages
+    from ..store._read import iter_unit_vectors
 
     out = np.empty((rows.height, s.manifest.dim), dtype=np.float32)
-    for start in range(0, rows.height, CHUNK):
-        part = rows[start:start + CHUNK]
-        v = _gather(s, part)
-        norms = np.linalg.norm(v, axis=1, keepdims=True)
-        out[start:start + CHUNK] = v / np.maximum(norms, 1e-30)
-        for o in np.unique(part.get_column("_seg").to_numpy()).tolist():
-            release_pages(s.seg(int(o)).vectors)  # the copy is all we keep
+    for lo, x in iter_unit_vectors(s, rows, CHUNK):
+        out[lo:lo + x.shape[0]] = x
     return out
 
 

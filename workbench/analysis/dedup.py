@@ -240,14 +240,6 @@ def _positions(s: Snapshot, keys: NDArray[np.uint64]) -> tuple[NDArray[np.uint32
     return seg, row
 
 
-def _row_norms(seg: Any, rows: NDArray[np.int64]) -> NDArray[np.float32]:
-    """Norms of some rows of a segment (a few rows of a large one: no pass over its file)."""
-    if seg._norms is not None or rows.size * 8 >= seg.vectors.shape[0]:
-        return seg.norms()[rows]  # type: ignore[no-any-return]
-    uniq, inv = np.unique(rows, return_inverse=True)
-    return np.linalg.norm(seg.vectors[uniq], axis=1).astype(np.float32)[inv]
-
-
 def _exact_cosine(s: Snapshot, a: NDArray[np.uint64], b: NDArray[np.uint64],
                   ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """Full-precision cosine of key pairs, and whether the two vectors are identical."""
@@ -262,7 +254,7 @@ def _exact_cosine(s: Snapshot, a: NDArray[np.uint64], b: NDArray[np.uint64],
         m = np.flatnonzero(combo == c)
         sa, sb = s.seg(int(seg_a[m[0]])), s.seg(int(seg_b[m[0]]))
         dots, eq = pair_dots(sa.vectors, row_a[m], sb.vectors, row_b[m])
-        norms = _row_norms(sa, row_a[m]) * _row_norms(sb, row_b[m])
+        norms = sa.norms_of(row_a[m]) * sb.norms_of(row_b[m])
         out[m] = np.clip(dots / np.maximum(norms, 1e-30), -1.0, 1.0)
         same[m] = eq
     return out, same

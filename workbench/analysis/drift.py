@@ -579,7 +579,7 @@ def _entity_drift(
     """
     import scipy.sparse as sp
 
-    from ..store._read import _gather
+    from ..store._read import iter_unit_vectors
 
     n = rows.height
     win_of = np.empty(n, dtype=np.int64)
@@ -594,11 +594,8 @@ def _entity_drift(
     d = s.manifest.dim
     sums = np.zeros((cells.size, d), dtype=np.float64)
     counts = np.bincount(cell_of, minlength=cells.size).astype(np.int64)
-    chunk = 65_536
-    for lo in range(0, n, chunk):
-        hi = min(n, lo + chunk)
-        x = _gather(s, rows[lo:hi])
-        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    for lo, x in iter_unit_vectors(s, rows, 65_536):
+        hi = lo + x.shape[0]
         ind = sp.csr_matrix((np.ones(hi - lo), (cell_of[lo:hi], np.arange(hi - lo))),
                             shape=(cells.size, hi - lo))
         sums += ind @ x
@@ -629,8 +626,7 @@ def _entity_drift(
         rc = ent_code[ref_rows]
         r_ent, r_of = np.unique(rc, return_inverse=True)
         r_sum = np.zeros((r_ent.size, d), dtype=np.float64)
-        x = _gather(s, rows[ref_rows])
-        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        x = np.concatenate([v for _, v in iter_unit_vectors(s, rows[ref_rows])])
         np.add.at(r_sum, r_of, x)
         r_cnt = np.bincount(r_of, minlength=r_ent.size)
         pos = np.searchsorted(r_ent, e_of)

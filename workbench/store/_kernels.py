@@ -23,6 +23,18 @@ from numpy.typing import NDArray
 _LAUNCH = threading.Lock()
 
 
+def _jit(kernel: Callable[..., Any], *, fastmath: bool) -> Callable[..., Any]:
+    """`kernel` compiled parallel and without the GIL: once, then loaded from numba's on-disk
+    cache (~2 s saved per process); compiled each time where no cache is writable."""
+    import numba
+
+    opts = {"parallel": True, "fastmath": fastmath, "nogil": True}
+    try:
+        return numba.njit(cache=True, **opts)(kernel)  # type: ignore[no-any-return]
+    except RuntimeError:  # no writable cache location (read-only install)
+        return numba.njit(**opts)(kernel)  # type: ignore[no-any-return]
+
+
 @cache
 def _compiled() -> Callable[..., Any]:
     import numba  # imported on first use: ~0.3 s, and the store opens without it
@@ -40,12 +52,7 @@ def _compiled() -> Callable[..., Any]:
                 out[i, j] = acc
         return out
 
-    opts = {"parallel": True, "fastmath": True, "nogil": True}
-    try:
-        # compiled once, then loaded from numba's on-disk cache (~2 s saved per process)
-        return numba.njit(cache=True, **opts)(kernel)  # type: ignore[no-any-return]
-    except RuntimeError:  # no writable cache location (read-only install): compile each time
-        return numba.njit(**opts)(kernel)  # type: ignore[no-any-return]
+    return _jit(kernel, fastmath=True)
 
 
 def gather_dots(
@@ -89,11 +96,7 @@ def _compiled_pairs() -> Callable[..., Any]:
             same[i] = eq
         return dots, same
 
-    opts = {"parallel": True, "nogil": True}
-    try:
-        return numba.njit(cache=True, **opts)(kernel)  # type: ignore[no-any-return]
-    except RuntimeError:
-        return numba.njit(**opts)(kernel)  # type: ignore[no-any-return]
+    return _jit(kernel, fastmath=False)
 
 
 def pair_dots(
@@ -148,11 +151,7 @@ def _compiled_band() -> Callable[..., Any]:
                 sim[i, r] = acc
                 nbr[i, r] = j
 
-    opts = {"parallel": True, "fastmath": True, "nogil": True}
-    try:
-        return numba.njit(cache=True, **opts)(kernel)  # type: ignore[no-any-return]
-    except RuntimeError:
-        return numba.njit(**opts)(kernel)  # type: ignore[no-any-return]
+    return _jit(kernel, fastmath=True)
 
 
 def band_topk(

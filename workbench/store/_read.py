@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from .._validation import (
 from ..errors import CorruptStoreError, EmptyInputError, InvalidInputError, UnknownIdError
 from . import _search
 from ._snapshot import HIDDEN
-from .segment import unit
+from .segment import release_pages, unit
 
 if TYPE_CHECKING:
     from ._snapshot import Snapshot
@@ -322,6 +323,20 @@ def _gather(s: Snapshot, rows: pl.DataFrame) -> NDArray[np.float32]:
         mask = seg_ord == o
         out[mask] = s.seg(int(o)).vectors[row_ix[mask]]
     return out
+
+
+def iter_unit_vectors(s: Snapshot, rows: pl.DataFrame, chunk: int = 32_768
+                      ) -> Iterator[tuple[int, NDArray[np.float32]]]:
+    """`rows`' full-precision vectors scaled to unit length, `chunk` rows at a time:
+    ``(first row, vectors)``. The vectors files' pages read are released after each chunk
+    (a full pass would otherwise keep them all resident in the process)."""
+    for lo in range(0, rows.height, chunk):
+        part = rows[lo:lo + chunk]
+        x = _gather(s, part)
+        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-30)
+        for o in np.unique(part.get_column("_seg").to_numpy()).tolist():
+            release_pages(s.seg(int(o)).vectors)
+        yield lo, x
 
 
 def _result_frame(

@@ -211,6 +211,13 @@ class LoadedSegment:
             self._norms = out
         return self._norms
 
+    def norms_of(self, rows: NDArray[np.int64]) -> NDArray[np.float32]:
+        """Norms of `rows` (a few rows of a large segment: no pass over its file)."""
+        if self._norms is not None or rows.size * 8 >= self.vectors.shape[0]:
+            return self.norms()[rows]
+        uniq, inv = np.unique(rows, return_inverse=True)
+        return np.linalg.norm(self.vectors[uniq], axis=1).astype(np.float32)[inv]
+
     def live_mask(self) -> NDArray[np.bool_]:
         """Boolean mask of rows not deleted."""
         if self.tombstones.size == 0:

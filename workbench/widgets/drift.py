@@ -185,9 +185,7 @@ class DriftDashboard(widgets.VBox):
         self.status = f"recomputing with reference {self.ref_selector.value}..."
         res = compute_drift(self.store, reference=self.ref_selector.value, progress=False,
                             **keep)
-        import plotly.graph_objects as go
-
-        fresh = go.FigureWidget(drift_figure(res))
+        fresh = drift_figure(res)
         with self.figure.batch_update():
             self.figure.data = ()
             self.figure.add_traces(fresh.data)
