@@ -169,6 +169,33 @@ def rerun_cell(page: Any, index: int, output_pattern: str, *, timeout: float = 3
         timeout=timeout * 1000)
 
 
+def lasso(page: Any, map_selector: str, box: tuple[float, float, float, float]) -> None:
+    """Draw a lasso over the jupyter-scatter map in `map_selector` with the toolbar's lasso
+    mode: a loop around the rectangle `box` = (x0, y0, x1, y1) in fractions of the canvas.
+
+    The loop ends away from its start (a mouse-up where the mouse went down is also a click,
+    which would replace the selection with one point) and is paced: the lasso samples the
+    pointer every few milliseconds.
+    """
+    canvas = page.locator(f"{map_selector} canvas").first
+    canvas.scroll_into_view_if_needed()
+    rect = canvas.bounding_box()
+    assert rect is not None
+    page.locator(f"{map_selector} button[title='Activate lasso selection']").click()
+    fx0, fy0, fx1, fy1 = box
+    x0, x1 = rect["x"] + rect["width"] * fx0, rect["x"] + rect["width"] * fx1
+    y0, y1 = rect["y"] + rect["height"] * fy0, rect["y"] + rect["height"] * fy1
+    loop = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, (y0 + y1) / 2)]
+    page.mouse.move(*loop[0])
+    page.mouse.down()
+    for (ax, ay), (bx, by) in zip(loop, loop[1:], strict=False):
+        for t in range(1, 16):
+            page.mouse.move(ax + (bx - ax) * t / 15, ay + (by - ay) * t / 15)
+            page.wait_for_timeout(20)
+    page.mouse.up()
+    page.wait_for_timeout(1500)
+
+
 def cell_errors(page: Any) -> list[str]:
     """Texts of error outputs in the notebook."""
     nodes = page.query_selector_all(

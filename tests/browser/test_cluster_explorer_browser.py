@@ -11,6 +11,7 @@ import pytest
 from tests.browser.harness import (
     Lab,
     cell_errors,
+    lasso,
     rerun_cell,
     run_all_cells,
     screenshot,
@@ -70,21 +71,8 @@ def test_cluster_map_renders_and_lasso_selection_reaches_kernel(lab: Lab, page: 
     assert box is not None and box["width"] > 100 and box["height"] > 100
     assert "trustworthiness" in page.locator(".wb-cluster-metrics").inner_text()
     assert page.locator(".wb-cluster-table tr").count() > 2
-    # lasso: the toolbar's lasso mode, then drag a loop over the lower part of the map (the
-    # legend overlays the top left). It ends away from its start: a mouse-up where the
-    # mouse went down is also a click, which would replace the selection with one point.
-    page.locator(".wb-cluster-map button[title='Activate lasso selection']").click()
-    x0, x1 = box["x"] + box["width"] * 0.15, box["x"] + box["width"] * 0.85
-    y0, y1 = box["y"] + box["height"] * 0.5, box["y"] + box["height"] * 0.9
-    loop = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, (y0 + y1) / 2)]
-    page.mouse.move(*loop[0])
-    page.mouse.down()
-    for (ax, ay), (bx, by) in itertools.pairwise(loop):
-        for t in range(1, 16):  # paced: the lasso samples the pointer every few ms
-            page.mouse.move(ax + (bx - ax) * t / 15, ay + (by - ay) * t / 15)
-            page.wait_for_timeout(20)
-    page.mouse.up()
-    page.wait_for_timeout(1500)
+    # a lasso over the lower part of the map
+    lasso(page, ".wb-cluster-map", (0.15, 0.5, 0.85, 0.9))
     # re-run the selection cell in place: the kernel reports what the browser selected
     rerun_cell(page, len(CELLS) - 1, r"selected [1-9]")
     assert _selected(page) > 50  # a lasso over a third of the map, not a single click
@@ -104,13 +92,14 @@ LEVEL_CELLS = [
     "print('levels', result.hierarchy.n_clusters, result.params['topics']['n_topics'])",
 ]
 
-_LEGEND_JS = "() => document.querySelectorAll('.wb-cluster-map .legend-entry').length"
+_LEGEND_JS = "() => document.querySelectorAll('.wb-cluster-legend .wb-legend-entry').length"
 
 
 def _wait_legend(page: Any, n: int) -> None:
-    """Wait until jupyter-scatter's legend (drawn in the map) has `n` entries."""
+    """Wait until the legend beside the map has `n` entries."""
     page.wait_for_function(
-        f"() => document.querySelectorAll('.wb-cluster-map .legend-entry').length === {n}",
+        f"() => document.querySelectorAll('.wb-cluster-legend .wb-legend-entry').length"
+        f" === {n}",
         timeout=30_000)
 
 
@@ -141,8 +130,45 @@ def test_granularity_slider_recolours_the_map(lab: Lab, page: Any) -> None:
     # HDBSCAN's noise greyed again: one more legend entry, the same clustering
     page.locator(".wb-cluster-noise input").click()
     _wait_legend(page, k + 1)
-    assert page.locator(".wb-cluster-map .legend-entry").last.inner_text().strip() == "noise"
+    assert page.locator(".wb-cluster-legend .wb-legend-entry").last.inner_text().strip() == "noise"
     assert page.evaluate(_LEGEND_JS) == k + 1
     assert cell_errors(page) == []
     page.locator(".wb-cluster-hierarchy").scroll_into_view_if_needed()
     screenshot(page, "cluster_explorer_levels.png")
+
+
+IMAGE_CELLS = [
+    CELLS[0],
+    (
+        "d = wb.datasets.digits()\n"
+        "result = cluster(d.vectors, frame=d.frame, text=None, reducer='pca', layout='pca',"
+        " progress=False)\n"
+        "meta = d.frame.with_columns(image=wb.widgets.thumbnails(d.vectors, (8, 8)))"
+    ),
+    "explorer = wb.widgets.ClusterExplorer(result, metadata=meta, text='label', image='image',"
+    " height=420)\nexplorer",
+]
+
+# the tooltip's preview: jupyter-scatter draws it as the background of a div, once a hover
+# made the tooltip visible
+_THUMB_JS = """() => [...document.querySelectorAll('.wb-cluster-map div')]
+  .filter(d => d.style.backgroundImage.startsWith('url("data:image/png')
+          && d.getBoundingClientRect().height > 20).length"""
+
+
+def test_hover_shows_a_digit_thumbnail(lab: Lab, page: Any) -> None:
+    write_notebook(lab.root / "cluster_images.ipynb", IMAGE_CELLS)
+    page.goto(lab.notebook_url("cluster_images.ipynb"))
+    run_all_cells(page, ready_selector=".wb-cluster-explorer .wb-cluster-map canvas")
+    assert cell_errors(page) == []
+    canvas = page.locator(".wb-cluster-map canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box is not None
+    for fy, fx in itertools.product((0.5, 0.4, 0.6, 0.3, 0.7), (0.5, 0.4, 0.6, 0.3, 0.7)):
+        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=5)
+        page.wait_for_timeout(700)
+        if page.evaluate(_THUMB_JS):
+            break
+    assert page.evaluate(_THUMB_JS) >= 1, "no thumbnail in the tooltip while hovering the map"
+    screenshot(page, "cluster_explorer_thumbnail.png", widget=".wb-cluster-map")

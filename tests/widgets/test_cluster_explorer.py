@@ -3,9 +3,10 @@ from __future__ import annotations
 import colorsys
 import re
 
+import numpy as np
 import polars as pl
 import pytest
-from matplotlib.colors import to_rgba
+from matplotlib.colors import to_hex, to_rgba
 
 import workbench as wb
 from workbench.analysis import ClusterResult, cluster, recluster, rename_clusters
@@ -235,7 +236,7 @@ def test_colour_by_offers_every_colourable_column(clustered: tuple) -> None:
     assert [label for label, _ in legend(ex)] == [str(37 * i) for i in range(10)]
 
 
-def test_map_is_padded_and_legend_in_a_corner(clustered: tuple) -> None:
+def test_map_is_padded_and_legend_beside_it(clustered: tuple) -> None:
     store, result = clustered
     ex = wb.widgets.ClusterExplorer(result, store=store)
     for axis in ("x", "y"):
@@ -243,7 +244,17 @@ def test_map_is_padded_and_legend_in_a_corner(clustered: tuple) -> None:
         scale = getattr(ex.scatter, axis)()["scale"]
         margin = 0.05 * (values.max() - values.min())
         assert scale.vmin < values.min() - margin and scale.vmax > values.max() + margin
-    assert ex.scatter.legend() == {"legend": True, "position": "top-right", "size": "small"}
+    # the legend is drawn beside the map, not over the points, with the points' colours
+    assert ex.scatter.legend()["legend"] is False
+    html = ex._legend.value
+    noise = int((ex.result.labels < 0).any())
+    assert html.count("wb-legend-entry") == len(legend(ex)) == ex.result.clusters.height + noise
+    for label, rgba in legend(ex):
+        assert label in html and to_hex(rgba) in html
+    assert [(lab, to_rgba(c)) for lab, c in ex.legend] == legend(ex)
+    ex.color_by = "probability"  # a gradient: a bar from the lowest to the highest value
+    assert "wb-legend-bar" in ex._legend.value and "wb-legend-entry" not in ex._legend.value
+    ex.color_by = "cluster"
     ex.min_cluster_size = 40
     ex.recluster()  # new data, same points: the padding stays
     assert ex.scatter.x()["scale"].vmin < result.points["x"].min()
@@ -385,3 +396,34 @@ def test_a_bad_level_is_reported(clustered: tuple, topical: object) -> None:
     assert ex.at_level(0) is None
     assert ex.status.startswith("Error: n_topics") and ex.result is topical
     assert ex._granularity.value == ex.n_topics == level
+
+
+def test_thumbnails_are_inline_pngs_of_each_row() -> None:
+    import base64
+    import io
+
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    images = np.zeros((3, 4, 2))
+    images[1, 0, 0] = 5.0  # one dark pixel, top left
+    thumbs = wb.widgets.thumbnails(images.reshape(3, 8), (4, 2), scale=3)
+    assert isinstance(thumbs, pl.Series) and thumbs.len() == 3 and thumbs.name == "image"
+    assert all(t.startswith("data:image/png;base64,") for t in thumbs)
+    png = mpimg.imread(io.BytesIO(base64.b64decode(thumbs[1].split(",", 1)[1])), format="png")
+    assert png.shape[:2] == (12, 6)  # each pixel a 3x3 block
+    assert png[0, 0, 0] < 0.1 and png[-1, -1, 0] > 0.9  # gray_r: high values dark
+    with pytest.raises(InvalidInputError, match="images"):
+        wb.widgets.thumbnails(images.reshape(3, 8), (3, 3))
+
+
+def test_image_column_must_exist(clustered: tuple) -> None:
+    store, result = clustered
+    with pytest.raises(InvalidInputError, match="image"):
+        wb.widgets.ClusterExplorer(result, store=store, image="picture")
+    meta = store.scan().collect()
+    meta = meta.with_columns(wb.widgets.thumbnails(np.zeros((meta.height, 4)), (2, 2)))
+    ex = wb.widgets.ClusterExplorer(result, metadata=meta, image="image")
+    assert ex.scatter.widget.tooltip_preview == "image"
+    assert ex.scatter.widget.tooltip_preview_type == "image"
+    assert "image" not in ex._color.options

@@ -5,9 +5,12 @@ The library never imports this package (a test checks it).
 
 from __future__ import annotations
 
+from ._common import thumbnails
 from .cluster import ClusterExplorer
 from .dedup import DedupReviewer
 from .drift import DriftDashboard
+from .linked import LinkedViews
 from .search import SearchPanel
 
-__all__ = ["ClusterExplorer", "DedupReviewer", "DriftDashboard", "SearchPanel"]
+__all__ = ["ClusterExplorer", "DedupReviewer", "DriftDashboard", "LinkedViews", "SearchPanel",
+           "thumbnails"]

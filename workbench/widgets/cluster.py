@@ -12,6 +12,7 @@ import ipywidgets as widgets
 import numpy as np
 import polars as pl
 import traitlets
+from matplotlib.colors import to_hex
 
 from ..analysis.cluster import SELECTION_METHODS, ClusterResult, recluster
 from ..errors import InvalidInputError, WorkbenchError
@@ -52,6 +53,20 @@ NOISE_LABEL = "noise"
 #: outermost points sit on the canvas border (the scale maps the data extent to it exactly)
 #: and are drawn cut in half.
 MAP_PADDING = 0.06
+
+_LEGEND_CSS = (
+    ".wb-legend{font-size:12px;line-height:1.45;max-height:230px;overflow-y:auto;"
+    "margin:4px 0 6px 8px}.wb-legend-title{font-weight:600}"
+    ".wb-legend .wb-swatch{display:inline-block;width:10px;height:10px;margin-right:6px;"
+    "border-radius:50%;vertical-align:-1px}"
+    ".wb-legend-bar{height:10px;width:180px;border-radius:2px;margin-top:3px}"
+    ".wb-legend-ends{display:flex;justify-content:space-between;width:180px;color:#5b6675}"
+    ".wb-legend-search{color:#5b6675;margin-top:3px}")
+
+#: A highlight's levels (see :meth:`ClusterExplorer.highlight`), with their point sizes: the
+#: other points shrink, the neighbourhood stays visible, the results stand out.
+HIGHLIGHT_LEVELS = ("other", "neighbour", "result")
+HIGHLIGHT_SIZES = (1, 5, 12)
 
 
 def cluster_label(cluster: int, name: str | None) -> str:
@@ -240,6 +255,9 @@ class ClusterExplorer(widgets.VBox):
         Text, boolean and integer metadata columns with at most this many distinct values are
         coloured as categories (digit labels get ten colours, not a 0-9 gradient); text
         columns with more are free text and not offered; other numbers get a gradient.
+    image : str, optional
+        Metadata column of image URLs or ``data:`` URIs (:func:`thumbnails` makes them from
+        pixel arrays): hovering a point shows its picture, with the `text` column below.
 
     Attributes
     ----------
@@ -261,29 +279,41 @@ class ClusterExplorer(widgets.VBox):
     #: Show the points HDBSCAN left as noise as noise (grey), not in their reassigned topic.
     show_noise = traitlets.Bool(False)
     status = traitlets.Unicode("")
+    #: Ids drawn large and opaque on the map (a linked search's results), and their
+    #: neighbourhood drawn half-way; the other points fade. Empty: every point as usual.
+    highlighted = traitlets.List(traitlets.Unicode())
+    neighbourhood = traitlets.List(traitlets.Unicode())
 
     def __init__(self, result: ClusterResult, *, store: Store | None = None,
                  metadata: pl.DataFrame | None = None, text: str = "text",
-                 height: int = 520, max_categories: int = 20) -> None:
+                 height: int = 520, max_categories: int = 20,
+                 image: str | None = None) -> None:
         if result.layout is None:
             raise InvalidInputError("result: has no 2-D layout; cluster with layout='umap'")
+        self.image_column = image
         self.result = result
         # What Re-cluster starts from (its policy: cut from a tree or fine) and what the
         # slider cuts (the result holding the tree; None until a fine result's first move).
         self._fine_result = result
         self._tree_result: ClusterResult | None = result if "topics" in result.params else None
         self._syncing = False
+        # the map's size and opacity settings while a highlight replaces them
+        self._plain: Any = None
         self.text_column = text
         if store is not None:
             metadata = store.scan().collect()
         self._frame = self._join(result, metadata)
+        if image is not None and image not in self._frame.columns:
+            raise InvalidInputError(
+                f"image: expected a metadata column of image URLs, got {image!r}; columns: "
+                f"{self._frame.columns}")
         # Metadata aligned to the points once: re-clustering keeps the points and their order.
         self._extra = self._frame.drop(result.to_frame().columns)
         # Metadata colouring is fixed by the points, so it is worked out once: the categories
         # of each categorical column (in order) or a gradient (absent from the dict). The
         # text= column is offered like any other: free text has too many values to colour.
-        meta = [c for c in self._extra.columns
-                if can_color(self._extra.get_column(c), max_categories=max_categories)]
+        meta = [c for c in self._extra.columns if c != image
+                and can_color(self._extra.get_column(c), max_categories=max_categories)]
         self._categories: dict[str, list[str]] = {}
         for c in meta:
             order = category_order(self._extra.get_column(c), max_categories=max_categories)
@@ -296,10 +326,17 @@ class ClusterExplorer(widgets.VBox):
             self.scatter = Scatter(data=self._scatter_frame(), x="x", y="y",
                                    x_scale=_padded(self._frame.get_column("x")),
                                    y_scale=_padded(self._frame.get_column("y")),
-                                   height=height, legend=True, legend_position="top-right")
+                                   height=height, legend=False)
             self._apply_color("cluster")
-            preview = text if text in self._frame.columns else None
-            self.scatter.tooltip(True, properties=["color"], preview=preview)
+            if image is not None:
+                # a picture per point: the image column (data URIs or URLs), the text below
+                shown = ["color", *([text] if text in self._frame.columns else [])]
+                self.scatter.tooltip(True, properties=shown, preview=image,
+                                     preview_type="image", preview_image_size="contain",
+                                     preview_image_height=96)
+            else:
+                preview = text if text in self._frame.columns else None
+                self.scatter.tooltip(True, properties=["color"], preview=preview)
         params = result.params.get("clusterer") or {}
         self.min_cluster_size = int(params.get("min_cluster_size", 10) or 10)
         self.min_samples = int(params.get("min_samples", 5) or 5)
@@ -350,8 +387,12 @@ class ClusterExplorer(widgets.VBox):
         self._tree = widgets.HTML()
         self._tree.add_class("wb-cluster-hierarchy")
         self._status = widgets.HTML()
+        self._legend = widgets.HTML()
+        self._legend.add_class("wb-cluster-legend")
         self._render_side()
-        side = widgets.VBox([self._metrics, self._color, self._granularity, self._noise,
+        self._render_legend()
+        side = widgets.VBox([self._metrics, self._color, self._legend, self._granularity,
+                             self._noise,
                              self._mcs, self._ms, self._method,
                              widgets.HBox([self._button, self._auto]), self._status],
                             layout=widgets.Layout(width="34%"))
@@ -413,6 +454,55 @@ class ClusterExplorer(widgets.VBox):
         """Selected points with their cluster and metadata."""
         idx = np.asarray(self.scatter.selection(), dtype=np.int64)
         return self._frame[idx] if idx.size else self._frame.head(0)
+
+    @property
+    def selected_ids(self) -> list[str]:
+        """Ids of the selected points (a lasso or a click on the map, or :meth:`select`)."""
+        return [str(v) for v in self.selection.get_column("id").to_list()]
+
+    def highlight(self, ids: Any = (), neighbours: Any = ()) -> None:
+        """Draw `ids` large, `neighbours` half-way and every other point small.
+
+        What a linked :class:`~workbench.widgets.SearchPanel` calls with its results (see
+        :class:`~workbench.widgets.LinkedViews`). Ids not on the map are ignored; no ids (the
+        default) draws every point as usual again. The colours are left as they are.
+        """
+        self.highlighted = [str(i) for i in ids]
+        shown = set(self.highlighted)
+        self.neighbourhood = [str(i) for i in neighbours if str(i) not in shown]
+        with _quiet():
+            self._apply_highlight()
+        self._render_legend()
+
+    def _highlight_levels(self) -> list[int] | None:
+        """Each point's highlight level (an index of :data:`HIGHLIGHT_LEVELS`), or None.
+
+        Plain ints with the norm (0, 2): jupyter-scatter's opacity encoding takes no
+        categorical array, and a numeric one maps 0, 1, 2 to the three sizes / opacities.
+        """
+        if not self.highlighted and not self.neighbourhood:
+            return None
+        ids = self._frame.get_column("id").cast(pl.Utf8)
+        level = (pl.when(ids.is_in(pl.Series(self.highlighted, dtype=pl.Utf8).implode()))
+                 .then(2)
+                 .when(ids.is_in(pl.Series(self.neighbourhood, dtype=pl.Utf8).implode()))
+                 .then(1).otherwise(0))
+        return pl.select(level.alias("h")).to_series().to_list()
+
+    def _apply_highlight(self) -> None:
+        levels = self._highlight_levels()
+        if levels is None:
+            if self._plain is not None:  # back to the map's own point size
+                self.scatter.size(by=None, default=self._plain)
+                self._plain = None
+            return
+        if self._plain is None:
+            self._plain = self.scatter.size()["default"]
+        # Size only: jupyter-scatter encodes two data columns at most and colour is the other.
+        self.scatter.size(by=levels, map=list(HIGHLIGHT_SIZES),
+                          norm=(0, len(HIGHLIGHT_LEVELS) - 1),
+                          labeling={"variable": "search", "minValue": "other",
+                                    "maxValue": "hit"})
 
     def select(self, ids: list[str]) -> None:
         """Select points by id (as a lasso would)."""
@@ -492,8 +582,15 @@ class ClusterExplorer(widgets.VBox):
 
     def _redraw(self) -> None:
         with _quiet():
+            # jupyter-scatter re-reads a size encoding from the new data by column name: a
+            # highlight's sizes are no column, so they come off and go back on after
+            if self._plain is not None:
+                self.scatter.size(by=None, default=self._plain)
+                self._plain = None
             self.scatter.data(self._scatter_frame())
             self._apply_color(self.color_by)
+            self._apply_highlight()
+        self._render_legend()
 
     def _error(self, exc: Exception) -> None:
         self.status = f"Error: {exc}"
@@ -534,6 +631,7 @@ class ClusterExplorer(widgets.VBox):
     def _on_color(self, change: dict[str, Any]) -> None:
         with _quiet():
             self._apply_color(change["new"])
+        self._render_legend()
 
     def _apply_color(self, by: str) -> None:
         # Colours are always passed explicitly, one per category in code order: jscatter
@@ -547,6 +645,42 @@ class ClusterExplorer(widgets.VBox):
             self.scatter.color(by=by, map="viridis", norm=None, order=None)
             return
         self.scatter.color(by=by, map=colors, order=None)
+
+    @property
+    def legend(self) -> list[tuple[str, str]]:
+        """The colour legend shown beside the map: (label, CSS colour) in display order.
+
+        Read from jupyter-scatter's own legend encoding of the colour column (what the points
+        are drawn with); for a gradient, a few values along it.
+        """
+        enc = (self.scatter.widget.legend_encoding or {}).get("color") or {}
+        out = []
+        for value, rgba, _ in enc.get("values", []):
+            label = str(value) if enc.get("categorical") else f"{float(value):.3g}"
+            out.append((label, to_hex(rgba, keep_alpha=False)))
+        return out
+
+    def _render_legend(self) -> None:
+        """Draw the legend beside the map, not over it.
+
+        jupyter-scatter draws its own inside the canvas, where 20+ clusters cover a corner of
+        the points.
+        """
+        enc = (self.scatter.widget.legend_encoding or {}).get("color") or {}
+        entries = "".join(
+            f"<div class='wb-legend-entry'><span class='wb-swatch' style='background:{color}'>"
+            f"</span>{esc(label, 120)}</div>" for label, color in self.legend)
+        if not enc.get("categorical", True) and self.legend:
+            stops = ", ".join(color for _, color in self.legend)
+            entries = (f"<div class='wb-legend-bar' style='background:linear-gradient("
+                       f"to right, {stops})'></div><div class='wb-legend-ends'>"
+                       f"<span>{esc(self.legend[0][0])}</span>"
+                       f"<span>{esc(self.legend[-1][0])}</span></div>")
+        search = ("<div class='wb-legend-search'>search: large = hit, medium = "
+                  "neighbourhood</div>" if self.highlighted else "")
+        self._legend.value = (
+            f"<style>{_LEGEND_CSS}</style><div class='wb-legend'>"
+            f"<div class='wb-legend-title'>{esc(self.color_by)}</div>{entries}{search}</div>")
 
     def _render_side(self) -> None:
         m = self.result.metrics

@@ -10,7 +10,7 @@ import ipywidgets as widgets
 import polars as pl
 import traitlets
 
-from ..errors import WorkbenchError
+from ..errors import InvalidInputError, WorkbenchError
 from ._common import FilterControl, build_filters, error_html, esc
 
 if TYPE_CHECKING:
@@ -52,6 +52,17 @@ class SearchPanel(widgets.VBox):
         Metadata column shown as the result text (if present).
     max_categories : int
         Text columns with at most this many distinct values become dropdown filters.
+    neighbours : int
+        Also fetch this many further hits after the k shown (in the same store call) into
+        :attr:`neighbourhood`: the query's wider neighbourhood, which a linked map draws
+        half-highlighted (:class:`~workbench.widgets.LinkedViews`).
+
+    Attributes
+    ----------
+    results : polars.DataFrame or None
+        The rows shown.
+    neighbourhood : polars.DataFrame or None
+        The `neighbours` hits ranked after them.
     """
 
     query = traitlets.Unicode("")
@@ -59,11 +70,18 @@ class SearchPanel(widgets.VBox):
     status = traitlets.Unicode("")
     results = traitlets.Any(None)
     elapsed = traitlets.Float(0.0)
+    neighbourhood = traitlets.Any(None)
+    #: Ids the search is restricted to (a linked map's lasso), or None for no restriction.
+    restricted_to = traitlets.Any(None)
 
     def __init__(self, store: Store, *, k: int = 10, text: str = "text",
-                 max_categories: int = 50) -> None:
+                 max_categories: int = 50, neighbours: int = 0) -> None:
+        if not isinstance(neighbours, int) or neighbours < 0:
+            raise InvalidInputError(f"neighbours: expected an int >= 0, got {neighbours!r}")
         self.store = store
         self.text_column = text
+        self.neighbours = neighbours
+        self._restriction_label = ""
         # The text column is searched, not filtered: leave it out of the (possibly large) read.
         frame = store.scan().select(pl.exclude(text)).collect()
         self.filters: list[FilterControl] = build_filters(frame, max_categories=max_categories)
@@ -109,13 +127,34 @@ class SearchPanel(widgets.VBox):
                        f"{[f.column for f in self.filters]}")
 
     def active_filters(self) -> list[str]:
-        """The filters with a value set, as plain text (``["lang: en", "score: 0.4–0.9"]``)."""
-        return [d for f in self.filters if (d := f.describe()) is not None]
+        """The filters with a value set, as plain text (``["lang: en", "score: 0.4–0.9"]``).
+
+        A restriction (:meth:`restrict`) is listed last, e.g. ``"map selection: 120 rows"``.
+        """
+        out = [d for f in self.filters if (d := f.describe()) is not None]
+        if self.restricted_to is not None:
+            out.append(f"{self._restriction_label}: {len(self.restricted_to)} rows")
+        return out
 
     def where(self) -> pl.Expr | None:
-        """The combined filter expression of the active controls."""
+        """The combined filter expression of the active controls and the restriction."""
         exprs = [e for f in self.filters if (e := f.expr()) is not None]
+        if self.restricted_to is not None:
+            ids = pl.Series(self.restricted_to, dtype=pl.Utf8)
+            exprs.append(pl.col("id").is_in(ids.implode()))
         return reduce(lambda a, b: a & b, exprs) if exprs else None
+
+    def restrict(self, ids: Any | None, *, label: str = "map selection") -> None:
+        """Search only among `ids` (``None``: lift the restriction); not a search by itself.
+
+        A linked map's lasso sets it (:class:`~workbench.widgets.LinkedViews`). It counts as
+        a filter: the title and the status line name it with `label`. An empty selection
+        lifts the restriction (a click beside the points clears a lasso).
+        """
+        ids = None if ids is None else [str(i) for i in ids]
+        self._restriction_label = label
+        self.restricted_to = ids or None
+        self._on_filter()
 
     def search(self) -> pl.DataFrame | None:
         """Run the query in the box: one :meth:`Store.search` call."""
@@ -123,12 +162,14 @@ class SearchPanel(widgets.VBox):
             self.status = "Type a query."
             self._status.value = esc(self.status)
             return None
-        return self._run(lambda: self.store.search(self.query, k=self.k, where=self.where()),
+        return self._run(lambda: self.store.search(self.query, k=self.k + self.neighbours,
+                                                   where=self.where()),
                          label=f"“{self.query}”")
 
     def more_like(self, id: str) -> pl.DataFrame | None:  # noqa: A002 - the store's id
         """Show rows like `id`: one :meth:`Store.recommend` call (honours the filters)."""
-        return self._run(lambda: self.store.recommend([id], k=self.k, where=self.where()),
+        return self._run(lambda: self.store.recommend([id], k=self.k + self.neighbours,
+                                                      where=self.where()),
                          label=f"more like {id}")
 
     def _on_filter(self) -> None:
@@ -148,6 +189,9 @@ class SearchPanel(widgets.VBox):
             self._status.value = error_html(self.status)
             return None
         self.elapsed = time.perf_counter() - t0
+        # one call fetched the k shown and the neighbourhood after them
+        self.neighbourhood = res.slice(self.k) if self.neighbours else res.head(0)
+        res = res.head(self.k)
         self.results = res
         self.status = f"{res.height} results for {label} in {self.elapsed * 1000:.1f} ms"
         active = self.active_filters()
