@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup browser demo test lab bench lint clean
+.PHONY: setup browser demo test lab bench lint clean screenshots
 
 setup: $(STAMP)
 
@@ -35,6 +35,13 @@ browser:
 PYTEST_ARGS ?= -q
 test: setup browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The README's widget screenshots: the browser tests write reports/screenshots/, the README
+# shows the copies in data/screenshots/.
+screenshots: setup browser
+	$(PY) -m pytest -q tests/browser
+	@for f in data/screenshots/*.png; do cp "reports/screenshots/$$(basename $$f)" "$$f"; done
+	@echo "data/screenshots/ updated"
 
 lab: setup
 	WORKBENCH_CACHE_DIR=$${WORKBENCH_CACHE_DIR:-$(CURDIR)/data/cache} $(VENV)/bin/jupyter lab notebooks/ $$( [ "$$(id -u)" = 0 ] && echo --allow-root )

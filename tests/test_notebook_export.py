@@ -61,3 +61,27 @@ def test_exported_demo_notebooks_have_no_remote_loads() -> None:
         text = page.read_text(encoding="utf-8")
         assert not REMOTE.search(text), page.name
         assert WIDGET_MIME not in text, page.name
+
+
+def test_the_first_folder_holding_a_screenshot_wins(tmp_path: Path) -> None:
+    fresh, committed = tmp_path / "fresh", tmp_path / "committed"
+    fresh.mkdir()
+    committed.mkdir()
+    older = PNG + b"committed"
+    (committed / "dedup_reviewer.png").write_bytes(older)
+    page = offline_html(_notebook(), screenshots=[fresh, committed])  # none fresh: committed
+    assert base64.b64encode(older).decode() in page
+    (fresh / "dedup_reviewer.png").write_bytes(PNG)
+    page = offline_html(_notebook(), screenshots=[fresh, committed])
+    assert base64.b64encode(PNG).decode() in page
+    assert base64.b64encode(older).decode() not in page
+
+
+def test_every_widget_has_a_committed_screenshot() -> None:
+    import workbench as wb
+    from workbench.notebooks import SCREENSHOTS
+
+    shots = Path(__file__).resolve().parents[1] / "data" / "screenshots"
+    for cls in (c for c in wb.widgets.__all__ if c[0].isupper()):
+        assert cls in SCREENSHOTS, cls
+        assert (shots / SCREENSHOTS[cls]).is_file(), SCREENSHOTS[cls]

@@ -166,3 +166,22 @@ def test_cache_evaluation_and_widget(tour: Tour) -> None:
     panel = tour.value("wb.widgets.SearchPanel(store)")
     assert isinstance(panel, wb.widgets.SearchPanel) and panel.store is tour["store"]
     assert {f.column for f in panel.filters} >= {"kind", "source", "reviewed"}
+
+
+def test_what_you_get_shows_a_browser_test_screenshot_of_each_widget() -> None:
+    """Every image the README shows exists and is one a browser test takes; every widget
+    has one."""
+    root = README.parent
+    readme = README.read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]*\]\((data/screenshots/[^)]+\.png)\)", readme)
+    assert images, "no screenshots in the README"
+    taken = set()
+    for test in (root / "tests" / "browser").glob("test_*.py"):
+        taken |= set(re.findall(r'screenshot\(page, "([^"]+\.png)"', test.read_text()))
+    for path in images:
+        assert (root / path).is_file(), path
+        assert (root / path).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path
+        assert Path(path).name in taken, f"{path}: no browser test takes it"
+    for widget in wb.widgets.__all__:
+        if widget[0].isupper():
+            assert f"**`{widget}`**" in readme, f"the README shows no {widget}"

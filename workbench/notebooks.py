@@ -7,6 +7,7 @@ import copy
 import html
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,9 @@ def run_notebooks(folder: str | Path, out: str | Path, *, timeout: int = 900) ->
         target = dst / nb_path.name
         nbformat.write(nb, target)
         try:
-            body = offline_html(nb, screenshots=dst.parent / "screenshots")
+            # the browser tests' fresh screenshots, else the README's committed copies
+            body = offline_html(nb, screenshots=[dst.parent / "screenshots",
+                                                 src.resolve().parent / "data" / "screenshots"])
         except ImportError:
             pass
         else:
@@ -64,6 +67,7 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 #: Widget class -> screenshot the browser tests save (``reports/screenshots``).
 SCREENSHOTS = {
     "SearchPanel": "search_panel.png",
+    "LinkedViews": "linked_views.png",
     "ClusterExplorer": "cluster_explorer.png",
     "DedupReviewer": "dedup_reviewer.png",
     "DriftDashboard": "drift_dashboard.png",
@@ -74,17 +78,19 @@ _REMOTE_TAG = re.compile(
     r"|<link\b[^>]*\bhref\s*=\s*[\"']?https?://[^>]*>", re.IGNORECASE)
 
 
-def _widget_note(output: Any, screenshots: Path | None) -> dict[str, Any]:
+def _widget_note(output: Any, screenshots: list[Path]) -> dict[str, Any]:
     """A static output standing in for a live widget: its screenshot (if any) and a note."""
     text = str(output.get("data", {}).get("text/plain", ""))
     name = re.match(r"\s*([A-Za-z_][A-Za-z0-9_]*)", text)
     cls = name.group(1) if name else "widget"
-    shot = None if screenshots is None else screenshots / SCREENSHOTS.get(cls, "-")
+    found = [f / SCREENSHOTS[cls] for f in screenshots
+             if cls in SCREENSHOTS and (f / SCREENSHOTS[cls]).is_file()]
+    shot = found[0] if found else None
     note = (f"<p style='color:#5b6675;font-size:.85rem'><b>{html.escape(cls)}</b> is an "
             "interactive widget: run this notebook in JupyterLab (<code>make lab</code>) to "
             "use it.")
     data: dict[str, Any] = {}
-    if shot is not None and shot.is_file():
+    if shot is not None:
         b64 = base64.b64encode(shot.read_bytes()).decode("ascii")
         note += (" The picture shows the widget as the browser tests drove it (other data), "
                  "not this run.</p>"
@@ -97,7 +103,7 @@ def _widget_note(output: Any, screenshots: Path | None) -> dict[str, Any]:
     return {"output_type": "display_data", "data": data, "metadata": {}}
 
 
-def offline_html(nb: Any, *, screenshots: Path | None = None) -> str:
+def offline_html(nb: Any, *, screenshots: Path | Sequence[Path] | None = None) -> str:
     """An executed notebook as HTML that opens offline and loads nothing from the network.
 
     nbconvert's page loads require.js, MathJax and (with widget state) the widget manager from
@@ -110,8 +116,9 @@ def offline_html(nb: Any, *, screenshots: Path | None = None) -> str:
     ----------
     nb : nbformat.NotebookNode
         An executed notebook (not modified).
-    screenshots : Path, optional
-        Folder of the browser tests' screenshots (``reports/screenshots``).
+    screenshots : Path or sequence of Path, optional
+        Folder(s) of the browser tests' screenshots (``reports/screenshots``, then the
+        README's copies in ``data/screenshots``): the first holding a widget's picture wins.
 
     Returns
     -------
@@ -121,12 +128,14 @@ def offline_html(nb: Any, *, screenshots: Path | None = None) -> str:
     import nbformat
     from nbconvert import HTMLExporter
 
+    folders = ([] if screenshots is None else [Path(screenshots)]
+               if isinstance(screenshots, str | Path) else [Path(f) for f in screenshots])
     nb = copy.deepcopy(nb)
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         if cell.get("cell_type") != "code":
             continue
-        cell.outputs = [nbformat.from_dict(_widget_note(o, screenshots))
+        cell.outputs = [nbformat.from_dict(_widget_note(o, folders))
                         if WIDGET_MIME in o.get("data", {}) else o for o in cell.outputs]
     body, _ = HTMLExporter(mermaid_js_url="", mermaid_layout_elk_js_url="").from_notebook_node(nb)
     return _REMOTE_TAG.sub("", body)

@@ -211,3 +211,23 @@ def test_concurrent_searches_from_threads_agree(tmp_path: Path) -> None:
         for t in threads:
             t.join()
     assert not bad
+
+
+def test_ann_plot_labels_never_overlap() -> None:
+    from workbench.analysis.search import AnnEvaluation
+
+    # eight settings at nearly the same speed and recall (what a fast CPU run looks like)
+    frame = pl.DataFrame({"expansion_search": [8, 16, 32, 64, 128, 256, 512, 1024],
+                          "rescore": [False] * 8,
+                          "recall": [0.9, 0.97, 0.99, 1.0, 1.0, 1.0, 1.0, 1.0],
+                          "qps": [9000.0, 8900, 8800, 8600, 8500, 8450, 8400, 2000]})
+    ev = AnnEvaluation(frame=frame, k=10, exact_qps=1500.0,
+                       params=("expansion_search", "rescore"))
+    fig = ev.plot()
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.axes[0].texts if t.get_visible()]
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    assert 2 <= len(texts) < 8  # some dropped, the spread-out ones kept
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert texts[0].get_text() == "8/False"
+    assert "expansion_search/rescore" in fig.axes[0].get_xlabel()

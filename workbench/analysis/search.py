@@ -165,24 +165,42 @@ class AnnEvaluation:
         return self.frame
 
     def plot(self) -> Figure:
-        """Recall@k against QPS, one point per setting, exact search as a reference line."""
+        """Recall@k against QPS, one point per setting, exact search as a reference line.
+
+        Each point is labelled with its setting's values (the parameter names are in the axis
+        note); a label that would overlap one already drawn is left out, so close settings
+        never print on top of each other.
+        """
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(6, 4))
+        FigureCanvasAgg(fig)  # a renderer to measure the labels with
         ax = fig.add_subplot()
         ax.plot(self.frame["qps"], self.frame["recall"], marker="o")
-        for row in self.frame.iter_rows(named=True):
-            label = ", ".join(f"{p}={row[p]}" for p in self.params)
-            ax.annotate(label, (row["qps"], row["recall"]), fontsize=7,
-                        textcoords="offset points", xytext=(4, -10))
+        labels = []
+        for i, row in enumerate(self.frame.iter_rows(named=True)):
+            text = "/".join(str(row[p]) for p in self.params)
+            # alternate above and below the line: neighbouring settings sit close
+            labels.append(ax.annotate(text, (row["qps"], row["recall"]), fontsize=7,
+                                      textcoords="offset points",
+                                      xytext=(4, 6) if i % 2 else (4, -11)))
         ax.axvline(self.exact_qps, color="grey", linestyle="--", label="exact search")
         ax.set_xscale("log")
-        ax.set_xlabel("queries per second (log)")
+        ax.set_xlabel("queries per second (log); points labelled " + "/".join(self.params))
         ax.set_ylabel(f"recall@{self.k}")
         ax.set_title("ANN recall vs speed")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left")
         fig.tight_layout()
+        renderer = fig.canvas.get_renderer()
+        kept: list[Any] = []
+        for label in labels:
+            box = label.get_window_extent(renderer)
+            if any(box.overlaps(other) for other in kept):
+                label.set_visible(False)
+            else:
+                kept.append(box)
         return fig
 
 
