@@ -202,7 +202,8 @@ def cell_errors(page: Any) -> list[str]:
         ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'], "
         ".jp-RenderedText[data-mime-type='application/vnd.jupyter.error']"
     )
-    texts = [n.inner_text() for n in nodes]
+    # textContent: JupyterLab does not render cells out of view, and their innerText is empty
+    texts = [n.text_content() or "" for n in nodes]
     return [t for t in texts if "Traceback" in t or "Error" in t]
 
 
