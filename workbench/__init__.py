@@ -65,12 +65,24 @@ __all__ = [
     "recluster",
     "rename_clusters",
     "widgets",
+    "compress",
+    "compare_models",
+    "compare_vector_dtypes",
+    "distill",
+    "distill_classifier",
+    "quantize_model",
 ]
+
+#: The compression lab's entry points, loaded with :mod:`workbench.compress` on first use.
+_COMPRESS = ("compare_models", "compare_vector_dtypes", "distill", "distill_classifier",
+             "quantize_model")
 
 
 def __getattr__(name: str) -> Any:
     # The widgets import ipywidgets and the library; load them only when asked for, so that
     # the library itself never depends on its views.
-    if name == "widgets":
-        return importlib.import_module(".widgets", __name__)
+    if name in ("widgets", "compress"):
+        return importlib.import_module(f".{name}", __name__)
+    if name in _COMPRESS:
+        return getattr(importlib.import_module(".compress", __name__), name)
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")

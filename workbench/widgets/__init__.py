@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from ._common import thumbnails
 from .cluster import ClusterExplorer
+from .compress import CompressionLab
 from .dedup import DedupReviewer
 from .drift import DriftDashboard
 from .linked import LinkedViews
 from .search import SearchPanel
 
-__all__ = ["ClusterExplorer", "DedupReviewer", "DriftDashboard", "LinkedViews", "SearchPanel",
-           "thumbnails"]
+__all__ = ["ClusterExplorer", "CompressionLab", "DedupReviewer", "DriftDashboard", "LinkedViews",
+           "SearchPanel", "thumbnails"]

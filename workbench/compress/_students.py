@@ -1,0 +1,303 @@
+"""Distilled student embedders: the saved form, loading, and the fingerprint that rebuilds them.
+
+A student folder holds three things, none of them pickled:
+
+- ``weights.safetensors``: every tensor of the student (for a static student, the token table
+  ``bag.weight`` and the teacher token id of each row ``token_ids``),
+- ``student.json``: what the weights mean (student kind, dimension, token limit, the transformer
+  configuration of a layer student, the teacher's fingerprint, the training loss curve),
+- ``tokenizer/``: the teacher's tokenizer, written by ``save_pretrained``.
+
+The fingerprint's ``weights_hash`` is the SHA-256 of the safetensors bytes followed by the
+canonical JSON config, computed the same way in memory and on disk, so a student has one hash
+before and after a save, and :func:`rebuild_student` can tell a folder that was overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ..embed.base import BaseEmbedder, Fingerprint
+from ..errors import InvalidInputError, MissingDependencyError, ModelMismatchError
+
+__all__ = ["FORMAT_VERSION", "StudentEmbedder", "rebuild_student"]
+
+#: Version of the student folder layout (the fingerprint's ``version``).
+FORMAT_VERSION = "1"
+WEIGHTS_FILE = "weights.safetensors"
+CONFIG_FILE = "student.json"
+TOKENIZER_DIR = "tokenizer"
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - torch comes with sentence-transformers
+        raise MissingDependencyError("distilled students need torch: pip install torch") from exc
+    return torch
+
+
+def static_bag(weight: Any, token_ids: Any) -> Any:
+    """The static student's module: ``bag`` (an ``nn.EmbeddingBag``, mean) and ``token_ids``.
+
+    ``token_ids[r]`` is the teacher token id of table row ``r``; row 0 is ``[UNK]``.
+    """
+    torch = _torch()
+
+    class StaticBag(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bag = torch.nn.EmbeddingBag.from_pretrained(weight, freeze=False, mode="mean")
+            self.register_buffer("token_ids", token_ids)
+
+        def forward(self, rows: Any, offsets: Any) -> Any:
+            return self.bag(rows, offsets)
+
+    return StaticBag()
+
+
+class StudentEmbedder(BaseEmbedder):
+    """A small embedder distilled from a transformer teacher (see :func:`~.distill.distill`).
+
+    Vectors are L2-normalised; they are comparable with each other, not with the teacher's.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A Hugging Face encoder (``student="layers"``) or the static token-bag module.
+    tokenizer : transformers tokenizer
+        The teacher's tokenizer.
+    config : dict
+        JSON-able description: ``student`` (``"layers"`` or ``"static"``), ``dim``,
+        ``max_length``, ``teacher`` (fingerprint dict), ``history`` and, for a layer student,
+        ``hf_config`` and ``layers``.
+    path : str, Path or None
+        Folder the student was saved to or loaded from (recorded in the fingerprint).
+    batch_size : int
+        Texts per forward pass.
+    cache : bool, str or Path
+        Embedding cache, see :class:`~workbench.embed.base.BaseEmbedder` (off by default:
+        students are cheap to run).
+
+    Attributes
+    ----------
+    history : list of float
+        Mean training loss of each epoch.
+    step_history : list of float
+        Training loss of each optimisation step.
+    """
+
+    def __init__(
+        self, model: Any, tokenizer: Any, config: dict[str, Any], *,
+        path: str | Path | None = None, batch_size: int | None = None,
+        cache: bool | str | Path = False,
+    ) -> None:
+        kind = config["student"]
+        if batch_size is None:
+            batch_size = 1024 if kind == "static" else 64
+        super().__init__(batch_size=batch_size, cache=cache)
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.config = config
+        self.path = None if path is None else Path(path)
+        self.name = f"student-{kind}"
+        self._lookup: NDArray[np.int64] | None = None
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def history(self) -> list[float]:
+        """Mean training loss of each epoch."""
+        return list(self.config.get("history", []))
+
+    @property
+    def step_history(self) -> list[float]:
+        """Training loss of each optimisation step."""
+        return list(self.config.get("step_history", []))
+
+    def _payload(self) -> tuple[bytes, bytes]:
+        from safetensors.torch import save
+
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        weights = save(state, metadata={"format": "pt"})
+        config = json.dumps(self.config, sort_keys=True, indent=1).encode()
+        return weights, config
+
+    def _fingerprint(self) -> Fingerprint:
+        weights, config = self._payload()
+        digest = hashlib.sha256(weights + config).hexdigest()
+        teacher = self.config["teacher"]
+        kind = self.config["student"]
+        short = str(teacher["name"]).rsplit("/", 1)[-1]
+        what = (
+            str(self.config["dim"]) if kind == "static"
+            else "-".join(str(i) for i in self.config["layers"])
+        )
+        params = {
+            "path": None if self.path is None else str(self.path),
+            "student": kind,
+            "teacher": teacher["name"],
+            "teacher_weights": teacher["weights_hash"],
+        }
+        return Fingerprint(
+            name=f"student-{kind}-{what} of {short}", version=FORMAT_VERSION,
+            dim=int(self.config["dim"]), weights_hash=digest, kind="distilled",
+            params=tuple(sorted(params.items())),
+        )
+
+    # -- embedding --------------------------------------------------------------------------
+
+    def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
+        torch = _torch()
+        with torch.inference_mode():
+            if self.config["student"] == "static":
+                rows, offsets = self.encode_static(texts)
+                vecs = self.model(torch.from_numpy(rows), torch.from_numpy(offsets))
+            else:
+                enc = self.tokenizer(
+                    texts, padding=True, truncation=True, max_length=self.config["max_length"],
+                    return_tensors="pt",
+                )
+                hidden = self.model(**enc).last_hidden_state
+                vecs = mean_pool(hidden, enc["attention_mask"])
+            vecs = torch.nn.functional.normalize(vecs, dim=-1)
+        return vecs.numpy().astype(np.float32, copy=False)
+
+    def encode_static(self, texts: Sequence[str]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        """Token-table rows and bag offsets of `texts` (static students only).
+
+        Tokens the student does not know are dropped; a text left with none gets the
+        ``[UNK]`` row (row 0), so every text has a defined, unit-norm vector.
+        """
+        if self._lookup is None:
+            ids = self.model.token_ids.numpy()
+            lookup = np.full(max(len(self.tokenizer), int(ids.max()) + 1), -1, dtype=np.int64)
+            lookup[ids] = np.arange(len(ids))
+            self._lookup = lookup
+        # The teacher sees at most max_length tokens with [CLS] and [SEP]; match its window.
+        enc = self.tokenizer(
+            list(texts), add_special_tokens=False, truncation=True,
+            max_length=max(self.config["max_length"] - 2, 1),
+        )["input_ids"]
+        parts: list[NDArray[np.int64]] = []
+        offsets = np.empty(len(enc), dtype=np.int64)
+        pos = 0
+        for i, ids in enumerate(enc):
+            rows = self._lookup[np.asarray(ids, dtype=np.int64)] if ids else self._lookup[:0]
+            rows = rows[rows >= 0]
+            if rows.size == 0:
+                rows = np.zeros(1, dtype=np.int64)
+            offsets[i] = pos
+            pos += rows.size
+            parts.append(rows)
+        return np.concatenate(parts), offsets
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write the student to the folder `path` (created if needed) and return it.
+
+        Writes ``weights.safetensors``, ``student.json`` and ``tokenizer/``; the fingerprint
+        then records `path`, its ``weights_hash`` is unchanged.
+        """
+        folder = Path(path)
+        if folder.exists() and not folder.is_dir():
+            raise InvalidInputError(f"path: expected a folder for the student, got file {folder}")
+        folder.mkdir(parents=True, exist_ok=True)
+        weights, config = self._payload()
+        for name, data in ((WEIGHTS_FILE, weights), (CONFIG_FILE, config)):
+            tmp = folder / f".{name}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, folder / name)
+        self.tokenizer.save_pretrained(str(folder / TOKENIZER_DIR))
+        self.path = folder
+        self._fp = None
+        return folder
+
+    @classmethod
+    def load(
+        cls, path: str | Path, *, batch_size: int | None = None,
+        cache: bool | str | Path = False,
+    ) -> StudentEmbedder:
+        """Load a student saved by :meth:`save`.
+
+        Raises
+        ------
+        InvalidInputError
+            `path` is not a student folder.
+        """
+        torch = _torch()
+        from safetensors.torch import load
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        folder = Path(path)
+        files = [folder / WEIGHTS_FILE, folder / CONFIG_FILE, folder / TOKENIZER_DIR]
+        missing = [f.name for f in files if not f.exists()]
+        if missing:
+            raise InvalidInputError(
+                f"path: expected a saved student folder with {[f.name for f in files]}, "
+                f"{folder} lacks {missing}"
+            )
+        config = json.loads(files[1].read_text(encoding="utf-8"))
+        state = load(files[0].read_bytes())
+        tokenizer = AutoTokenizer.from_pretrained(str(files[2]))
+        if config.get("student") == "static":
+            model = static_bag(state["bag.weight"], state["token_ids"])
+        elif config.get("student") == "layers":
+            hf = dict(config["hf_config"])
+            hf_config = AutoConfig.for_model(hf.pop("model_type"), **hf)
+            model = AutoModel.from_config(hf_config)
+        else:
+            raise InvalidInputError(
+                f"path: {files[1]} names student {config.get('student')!r}, expected "
+                "'layers' or 'static'"
+            )
+        model.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True)
+        return cls(model, tokenizer, config, path=folder, batch_size=batch_size, cache=cache)
+
+
+def mean_pool(hidden: Any, mask: Any) -> Any:
+    """Mean of the token vectors `hidden` (b, t, d) where `mask` (b, t) is 1."""
+    m = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+
+
+def rebuild_student(fp: Fingerprint, **kwargs: Any) -> StudentEmbedder:
+    """Reload the student a ``kind="distilled"`` fingerprint names (from its recorded path).
+
+    Parameters
+    ----------
+    fp : Fingerprint
+        A student's fingerprint, saved (its ``params`` hold ``path``).
+    **kwargs
+        Passed to :meth:`StudentEmbedder.load` (``batch_size``, ``cache``).
+
+    Raises
+    ------
+    InvalidInputError
+        `fp` is not a distilled student's, or it was never saved.
+    ModelMismatchError
+        The folder now holds different weights than the ones `fp` was made with.
+    """
+    params = dict(fp.params)
+    if fp.kind != "distilled":
+        raise InvalidInputError(f"fp: expected a fingerprint of kind 'distilled', got {fp.kind!r}")
+    if not params.get("path"):
+        raise InvalidInputError(
+            f"fp: {fp.name} was never saved, so it cannot be rebuilt; call student.save(path)"
+        )
+    student = StudentEmbedder.load(params["path"], **kwargs)
+    if student.fingerprint.weights_hash != fp.weights_hash:
+        raise ModelMismatchError(
+            f"fp: expected the student {fp.describe()} at {params['path']}, found "
+            f"{student.fingerprint.describe()}"
+        )
+    return student

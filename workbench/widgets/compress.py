@@ -1,0 +1,217 @@
+"""CompressionLab: compare compressed embedders with their teacher, behind a button."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import polars as pl
+import traitlets
+
+from ..errors import InvalidInputError, WorkbenchError
+from ._common import error_html, esc
+
+#: Columns offered on the plot's axes: cost (x) and quality (y), with how "better" reads.
+COST_COLUMNS = {"bytes_on_disk": "min", "texts_per_s": "max", "params": "min", "dim": "min"}
+QUALITY_COLUMNS = ("knn_recall", "sts_spearman", "mean_cos_to_teacher", "cluster_ari",
+                   "dup_agreement", "drift_agreement")
+
+_CSS = """<style>
+.wb-lab-table td,.wb-lab-table th{padding:2px 8px;border-bottom:1px solid #e3e7ed;
+  font-size:12px;text-align:right;font-variant-numeric:tabular-nums}
+.wb-lab-table td:first-child,.wb-lab-table th:first-child{text-align:left}
+.wb-lab-table tr.wb-pareto td:first-child{font-weight:600}
+</style>"""
+
+
+def pareto_front(frame: pl.DataFrame, x: str, y: str, *, x_better: str = "min") -> np.ndarray:
+    """Which rows are on the Pareto front of cost `x` against quality `y` (higher is better).
+
+    A row is on the front when no other row is at least as good on both and better on one.
+    Rows with a null in either column are not.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        One row per model.
+    x, y : str
+        Cost and quality columns.
+    x_better : {"min", "max"}
+        Whether a smaller `x` is better (bytes) or a larger one (texts/s).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask, one per row.
+    """
+    for col in (x, y):
+        if col not in frame.columns:
+            raise InvalidInputError(f"x, y: expected columns of the frame, got {col!r}")
+    if x_better not in ("min", "max"):
+        raise InvalidInputError(f"x_better: expected 'min' or 'max', got {x_better!r}")
+    xs = frame.get_column(x).cast(pl.Float64).to_numpy()
+    ys = frame.get_column(y).cast(pl.Float64).to_numpy()
+    cost = xs if x_better == "min" else -xs
+    ok = ~(np.isnan(cost) | np.isnan(ys))
+    front = np.zeros(frame.height, dtype=bool)
+    for i in np.flatnonzero(ok):
+        others = ok & (np.arange(frame.height) != i)
+        dominated = others & (cost <= cost[i]) & (ys >= ys[i]) & ((cost < cost[i]) | (ys > ys[i]))
+        front[i] = not dominated.any()
+    return front
+
+
+def _cell(v: Any) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "–"
+    if isinstance(v, float):
+        return f"{v:,.3f}" if abs(v) < 1000 else f"{v:,.0f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return esc(v, 200)
+
+
+class CompressionLab(widgets.VBox):
+    """Pick compressed variants of a teacher embedder and measure what they cost and keep.
+
+    A checkbox per variant, a "Compare" button that runs one
+    :func:`~workbench.compress.compare_models` call (its progress bars shown below the
+    button), the comparison table (one row per model, the teacher first; the rows on the
+    Pareto front in bold) and a cost-vs-quality plot (plotly) with the Pareto front drawn as a
+    line; the axes' dropdowns choose the cost (bytes on disk, texts/s, ...) and the quality
+    (neighbours kept, STS-B Spearman, cluster agreement, ...). Nothing runs until the button.
+
+    Parameters
+    ----------
+    teacher : Embedder
+        The reference model.
+    variants : mapping of str to Embedder
+        The compressed models, by name (build them with :func:`~workbench.compress.quantize_model`
+        or :func:`~workbench.compress.distill`).
+    corpus : sequence of str
+        Texts the comparison embeds (keep it small in a notebook: every model embeds it).
+    sts : polars.DataFrame, optional
+        Sentence pairs with ``a``, ``b``, ``score`` for the STS Spearman column.
+    **compare_kwargs
+        Passed to :func:`~workbench.compress.compare_models` (``k``, ``drift``, ...).
+
+    Attributes
+    ----------
+    result : polars.DataFrame or None
+        The last comparison.
+    status : str
+        One line: what ran, or what went wrong.
+    figure : plotly.graph_objects.FigureWidget
+    """
+
+    status = traitlets.Unicode("")
+    result = traitlets.Any(None)
+    x = traitlets.Unicode("bytes_on_disk")
+    y = traitlets.Unicode("knn_recall")
+
+    def __init__(self, teacher: Any, variants: Mapping[str, Any], corpus: Sequence[str], *,
+                 sts: pl.DataFrame | None = None, **compare_kwargs: Any) -> None:
+        import plotly.graph_objects as go
+
+        if not isinstance(variants, Mapping) or not variants:
+            raise InvalidInputError("variants: expected a non-empty mapping name -> Embedder")
+        self.teacher = teacher
+        self.variants = dict(variants)
+        self.corpus = list(corpus)
+        self.sts = sts
+        self.compare_kwargs = compare_kwargs
+        self._boxes = {name: widgets.Checkbox(value=True, description=str(name), indent=False,
+                                              layout=widgets.Layout(width="auto"))
+                       for name in self.variants}
+        picks = widgets.HBox(list(self._boxes.values()),
+                             layout=widgets.Layout(flex_flow="row wrap"))
+        picks.add_class("wb-lab-variants")
+        self._button = widgets.Button(description="Compare", button_style="primary",
+                                      icon="play")
+        self._button.add_class("wb-lab-run")
+        self._button.on_click(lambda _: self.run())
+        self._x = widgets.Dropdown(options=list(COST_COLUMNS), value=self.x,
+                                   description="cost")
+        self._y = widgets.Dropdown(options=list(QUALITY_COLUMNS), value=self.y,
+                                   description="quality")
+        traitlets.link((self._x, "value"), (self, "x"))
+        traitlets.link((self._y, "value"), (self, "y"))
+        self.observe(lambda _: self._draw(), names=["x", "y"])
+        self._progress = widgets.Output()
+        self._status = widgets.HTML()
+        self._status.add_class("wb-lab-status")
+        self._table = widgets.HTML()
+        self._table.add_class("wb-lab-table-box")
+        self.figure = go.FigureWidget(layout={"height": 360, "margin": {"t": 30, "b": 40},
+                                              "template": "plotly_white"})
+        super().__init__([widgets.HTML(_CSS), picks,
+                          widgets.HBox([self._button, self._x, self._y]),
+                          self._progress, self._status, self._table, self.figure])
+        self.add_class("wb-compression-lab")
+
+    def selected(self) -> list[str]:
+        """Names of the ticked variants."""
+        return [name for name, box in self._boxes.items() if box.value]
+
+    def run(self) -> pl.DataFrame | None:
+        """Compare the teacher with the ticked variants: one ``compare_models`` call."""
+        from ..compress import compare_models
+
+        chosen = {name: self.variants[name] for name in self.selected()}
+        if not chosen:
+            self.status = "Tick at least one variant."
+            self._status.value = esc(self.status)
+            return None
+        self._button.disabled = True
+        self._progress.clear_output()
+        try:
+            with self._progress:
+                frame = compare_models(self.teacher, chosen, corpus=self.corpus, sts=self.sts,
+                                       **self.compare_kwargs)
+        except WorkbenchError as exc:
+            self.status = f"Error: {exc}"
+            self._status.value = error_html(self.status)
+            return None
+        finally:
+            self._button.disabled = False
+        self.result = frame
+        self.status = (f"{frame.height - 1} variant(s) against the teacher on "
+                       f"{len(self.corpus):,} texts")
+        self._status.value = esc(self.status)
+        self._draw()
+        return frame
+
+    def _draw(self) -> None:
+        frame = self.result
+        if frame is None:
+            return
+        x, y = self.x, self.y
+        if x not in frame.columns or y not in frame.columns:
+            return
+        front = pareto_front(frame, x, y, x_better=COST_COLUMNS.get(x, "min"))
+        shown = [c for c in frame.columns if c != "note"] + (
+            ["note"] if "note" in frame.columns else [])
+        head = "".join(f"<th>{esc(c)}</th>" for c in shown)
+        rows = "".join(
+            f"<tr class='{'wb-pareto' if on else ''}'>"
+            + "".join(f"<td>{_cell(row[c])}</td>" for c in shown) + "</tr>"
+            for row, on in zip(frame.iter_rows(named=True), front, strict=True))
+        self._table.value = (f"<table class='wb-lab-table'><thead><tr>{head}</tr></thead>"
+                             f"<tbody>{rows}</tbody></table>")
+        names = [str(n) for n in frame.get_column("name").to_list()]
+        xs = frame.get_column(x).cast(pl.Float64).to_list()
+        ys = frame.get_column(y).cast(pl.Float64).to_list()
+        order = sorted((i for i in range(frame.height) if front[i]), key=lambda i: xs[i])
+        with self.figure.batch_update():
+            self.figure.data = []
+            self.figure.add_scatter(x=xs, y=ys, mode="markers+text", text=names,
+                                    textposition="top center", name="models",
+                                    hovertemplate="%{text}<br>" + x + " %{x}<br>" + y
+                                    + " %{y}<extra></extra>")
+            self.figure.add_scatter(x=[xs[i] for i in order], y=[ys[i] for i in order],
+                                    mode="lines", name="Pareto front",
+                                    line={"dash": "dot", "color": "#d62728"})
+            self.figure.update_layout(xaxis_title=x, yaxis_title=y,
+                                      xaxis_type="log" if x == "bytes_on_disk" else "linear")
