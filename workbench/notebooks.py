@@ -69,6 +69,7 @@ SCREENSHOTS = {
     "SearchPanel": "search_panel.png",
     "LinkedViews": "linked_views.png",
     "ClusterExplorer": "cluster_explorer.png",
+    "CompressionLab": "compression_lab.png",
     "DedupReviewer": "dedup_reviewer.png",
     "DriftDashboard": "drift_dashboard.png",
 }

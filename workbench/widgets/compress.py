@@ -19,8 +19,10 @@ QUALITY_COLUMNS = ("knn_recall", "sts_spearman", "mean_cos_to_teacher", "cluster
                    "dup_agreement", "drift_agreement")
 
 _CSS = """<style>
+.wb-lab-table-box{overflow-x:auto;max-width:100%}
 .wb-lab-table td,.wb-lab-table th{padding:2px 8px;border-bottom:1px solid #e3e7ed;
-  font-size:12px;text-align:right;font-variant-numeric:tabular-nums}
+  font-size:12px;text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.wb-lab-table td.wb-note{white-space:normal;min-width:28em;text-align:left;color:#5b6675}
 .wb-lab-table td:first-child,.wb-lab-table th:first-child{text-align:left}
 .wb-lab-table tr.wb-pareto td:first-child{font-weight:600}
 </style>"""
@@ -180,6 +182,13 @@ class CompressionLab(widgets.VBox):
         self.status = (f"{frame.height - 1} variant(s) against the teacher on "
                        f"{len(self.corpus):,} texts")
         self._status.value = esc(self.status)
+        if frame.get_column(self.x).null_count() == frame.height:
+            # nothing to plot on this cost (no model files): the first cost that has values
+            usable = [c for c in COST_COLUMNS
+                      if c in frame.columns and frame.get_column(c).null_count() < frame.height]
+            if usable:
+                self.x = usable[0]  # redraws
+                return frame
         self._draw()
         return frame
 
@@ -196,7 +205,8 @@ class CompressionLab(widgets.VBox):
         head = "".join(f"<th>{esc(c)}</th>" for c in shown)
         rows = "".join(
             f"<tr class='{'wb-pareto' if on else ''}'>"
-            + "".join(f"<td>{_cell(row[c])}</td>" for c in shown) + "</tr>"
+            + "".join(f"<td class='wb-note'>{_cell(row[c])}</td>" if c == "note"
+                      else f"<td>{_cell(row[c])}</td>" for c in shown) + "</tr>"
             for row, on in zip(frame.iter_rows(named=True), front, strict=True))
         self._table.value = (f"<table class='wb-lab-table'><thead><tr>{head}</tr></thead>"
                              f"<tbody>{rows}</tbody></table>")
