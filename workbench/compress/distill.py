@@ -313,6 +313,15 @@ def _layer_copy(hf_model: Any, keep: list[int]) -> Any:
     return model
 
 
+def _step(opt: Any, value: Any, steps: list[float], bar: Any) -> None:
+    """One optimiser step on the loss `value`; its value recorded, the bar moved on."""
+    opt.zero_grad()
+    value.backward()
+    opt.step()
+    steps.append(float(value.detach()))
+    bar.update(1)
+
+
 def _loss(pooled: Any, target: Any, kind: str) -> Any:
     torch = _torch()
     if kind == "cosine":
@@ -339,12 +348,7 @@ def _train_layers(
                 enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                 max_length=max_length, return_tensors="pt")
                 pooled = mean_pool(model(**enc).last_hidden_state, enc["attention_mask"])
-                value = _loss(pooled, target_t[idx], loss)
-                opt.zero_grad()
-                value.backward()
-                opt.step()
-                steps.append(float(value.detach()))
-                bar.update(1)
+                _step(opt, _loss(pooled, target_t[idx], loss), steps, bar)
                 bar.set_postfix(loss=f"{steps[-1]:.4f}")
     model.eval()
     return steps
@@ -458,11 +462,6 @@ def _train_static(
                 lens = np.fromiter((len(q) for q in parts), dtype=np.int64, count=len(parts))
                 offs = np.concatenate([[0], np.cumsum(lens)[:-1]])
                 pooled = model(torch.from_numpy(np.concatenate(parts)), torch.from_numpy(offs))
-                value = _loss(pooled, target_t[idx], loss)
-                opt.zero_grad()
-                value.backward()
-                opt.step()
-                steps.append(float(value.detach()))
-                bar.update(1)
+                _step(opt, _loss(pooled, target_t[idx], loss), steps, bar)
     model.eval()
     return steps

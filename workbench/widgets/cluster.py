@@ -489,12 +489,16 @@ class ClusterExplorer(widgets.VBox):
                  .then(1).otherwise(0))
         return pl.select(level.alias("h")).to_series().to_list()
 
+    def _drop_highlight(self) -> None:
+        """Back to the map's own point size (a highlight's sizes off)."""
+        if self._plain is not None:
+            self.scatter.size(by=None, default=self._plain)
+            self._plain = None
+
     def _apply_highlight(self) -> None:
         levels = self._highlight_levels()
         if levels is None:
-            if self._plain is not None:  # back to the map's own point size
-                self.scatter.size(by=None, default=self._plain)
-                self._plain = None
+            self._drop_highlight()
             return
         if self._plain is None:
             self._plain = self.scatter.size()["default"]
@@ -584,9 +588,7 @@ class ClusterExplorer(widgets.VBox):
         with _quiet():
             # jupyter-scatter re-reads a size encoding from the new data by column name: a
             # highlight's sizes are no column, so they come off and go back on after
-            if self._plain is not None:
-                self.scatter.size(by=None, default=self._plain)
-                self._plain = None
+            self._drop_highlight()
             self.scatter.data(self._scatter_frame())
             self._apply_color(self.color_by)
             self._apply_highlight()
@@ -667,15 +669,17 @@ class ClusterExplorer(widgets.VBox):
         the points.
         """
         enc = (self.scatter.widget.legend_encoding or {}).get("color") or {}
-        entries = "".join(
-            f"<div class='wb-legend-entry'><span class='wb-swatch' style='background:{color}'>"
-            f"</span>{esc(label, 120)}</div>" for label, color in self.legend)
-        if not enc.get("categorical", True) and self.legend:
-            stops = ", ".join(color for _, color in self.legend)
+        legend = self.legend
+        if not enc.get("categorical", True) and legend:  # a gradient: a bar and its ends
+            stops = ", ".join(color for _, color in legend)
             entries = (f"<div class='wb-legend-bar' style='background:linear-gradient("
                        f"to right, {stops})'></div><div class='wb-legend-ends'>"
-                       f"<span>{esc(self.legend[0][0])}</span>"
-                       f"<span>{esc(self.legend[-1][0])}</span></div>")
+                       f"<span>{esc(legend[0][0])}</span><span>{esc(legend[-1][0])}</span></div>")
+        else:
+            entries = "".join(
+                f"<div class='wb-legend-entry'><span class='wb-swatch' "
+                f"style='background:{color}'></span>{esc(label, 120)}</div>"
+                for label, color in legend)
         search = ("<div class='wb-legend-search'>search: large = hit, medium = "
                   "neighbourhood</div>" if self.highlighted else "")
         self._legend.value = (
