@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# First, before anything loads usearch: torch and onnxruntime (see workbench._preload).
+from . import _preload  # noqa: F401  # isort: skip
 from . import analysis, datasets, embed, errors
 from .analysis import (
     Calibration,
