@@ -155,3 +155,15 @@ def test_demo_report_has_a_dedup_section(tmp_path: Path) -> None:
     section = html[html.index("<h2>Near-duplicates (cosine)</h2>"):html.index("<h2>Timing</h2>")]
     assert "<td>rows</td><td>300</td>" in section and "Otsu&#x27;s split" in section
     assert "near-duplicates (find_duplicates)" in html[html.index("<h2>Timing</h2>"):]
+    # the compression section (same run, to spare CI a second demo): the store's vectors in
+    # each dtype, the exact f32 anchor at recall 1, and a hashing model of a quarter the dims
+    comp = html[html.index("<h2>Compression: vector dtypes and a smaller model</h2>"):
+                html.index("<h2>Timing</h2>")]
+    assert ('<tr><td>f32</td><td>exact</td><td class="num">384</td><td></td><td class="num">'
+            'False</td><td class="num">1536</td>') in comp
+    assert comp.split("<td>exact</td>")[1].split("</tr>")[0].endswith('<td class="num">1</td>')
+    for dtype in ("f16", "bf16", "i8", "b1"):
+        assert f"<td>{dtype}</td><td>hnsw</td>" in comp
+    assert '<td>hashing-96</td><td>variant</td><td class="num">96</td>' in comp
+    assert "data:image/png;base64," in comp
+    assert "compression (vector dtypes, a smaller model)" in html[html.index("<h2>Timing"):]

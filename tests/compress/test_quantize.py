@@ -217,3 +217,19 @@ def test_support_table() -> None:
     runs = dict(zip(table["backend"], table["runs"], strict=True))
     assert runs["torch (bfloat16 weights and activations)"]
     assert table.filter(~table["runs"])["reason"].str.len_chars().min() > 0
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_saved_size_is_smaller_and_params_are_the_base_count(
+    scheme: str, quantized, base: wb.embed.MiniLM  # noqa: ANN001
+) -> None:
+    q = quantized(scheme)
+    st = base.load()
+    fp32 = sum(p.numel() * p.element_size() for p in st[0].auto_model.parameters())
+    assert q.n_params == sum(p.numel() for p in st[0].auto_model.parameters())
+    if q.nbytes is None:  # int4's packed tensors may not serialise
+        assert scheme == "int4-weight"
+        return
+    # The 30,522 x 384 token table (47 MB of 91 MB) stays float in the int8 schemes.
+    ceiling = {"bf16": 0.52, "int4-weight": 0.75}.get(scheme, 0.7)
+    assert 0.2 * fp32 < q.nbytes < ceiling * fp32, f"{scheme}: {q.nbytes:,} of {fp32:,} bytes"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import time
@@ -226,6 +227,101 @@ def _drift_section(store):  # noqa: ANN001, ANN202 - Store -> (list[Section], fl
     return sections, seconds
 
 
+#: Stored vectors the compression section searches with (recall@10 against exact f32), and
+#: stored texts the model comparison embeds with each variant.
+COMPRESS_QUERIES = 200
+COMPRESS_TEXTS = 300
+
+
+def _compression_section(store, embedder_name: str):  # noqa: ANN001, ANN202 - (Section, float)
+    """The demo report's compression section, and the seconds it took.
+
+    Two halves: the store's own vectors in each dtype and dimension cut
+    (:func:`~workbench.compress.compare_vector_dtypes`, any embedder), and a smaller model
+    against the store's (:func:`~workbench.compress.compare_models` on stored texts): int8
+    MiniLM (ONNX Runtime where installed, else torch) for a MiniLM store, a hashing embedder of
+    a quarter of the dimensions for a hashing store.
+    """
+    import matplotlib.pyplot as plt
+
+    from ..compress import best_reduction, compare_models, compare_vector_dtypes
+    from ..embed import Hashing
+    from ..reports import Section, figure_html, frame_table
+    from ..widgets.compress import pareto_front
+
+    t0 = time.perf_counter()
+    n = len(store)
+    title = "Compression: vector dtypes and a smaller model"
+    if n < 50:
+        return Section(title, f"<p class='note'>{n} rows: too few to compare</p>"), 0.0
+    queries = min(COMPRESS_QUERIES, n // 4)
+    table = compare_vector_dtypes(store, dims=(None, 128, 64), queries=queries, progress=False)
+    shown = table.select("dtype", "index", "dim", "reduce", "rescore", "bytes_per_vector",
+                         "index_mb", "qps", "recall_at_k")
+    hnsw = table.filter(pl.col("index") == "hnsw")
+    front = pareto_front(hnsw, "bytes_per_vector", "recall_at_k")
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    for dt, grp in hnsw.group_by("dtype", maintain_order=True):
+        ax.scatter(grp["bytes_per_vector"], grp["recall_at_k"], s=18, label=str(dt[0]))
+    pf = hnsw.filter(pl.Series(front)).sort("bytes_per_vector")
+    ax.plot(pf["bytes_per_vector"], pf["recall_at_k"], color="#999", linewidth=1,
+            label="Pareto front")
+    ax.set(xscale="log", xlabel="bytes per vector (log)", ylabel="recall@10 vs exact f32",
+           title="every dtype x cut x rescoring")
+    ax.legend(fontsize=7, ncols=3)
+    fig.tight_layout()
+    plt.close(fig)
+    best = best_reduction(table, by=("dtype",))
+    b1 = hnsw.filter((pl.col("dtype") == "b1") & pl.col("reduce").is_null())
+    b1_text = ", ".join(f"{r['recall_at_k']:.3f} {'rescored' if r['rescore'] else 'alone'}"
+                        for r in b1.iter_rows(named=True))
+    body = (f"<h3>The store's vectors ({n:,} rows, {queries} of them as queries)</h3>"
+            + frame_table(shown) + figure_html(
+                fig, alt="recall@10 against bytes per vector for every dtype, dimension cut "
+                         "and rescoring setting, with the Pareto front")
+            + "<h3>PCA or truncation, per dtype (best_reduction)</h3>" + frame_table(best))
+    t_vec = time.perf_counter() - t0
+
+    texts = store.scan().select("text").head(COMPRESS_TEXTS).collect()["text"].to_list()
+    teacher = store.embedder
+    if embedder_name == "minilm":
+        from ..compress import quantization_support, quantize_model
+        from ..errors import MissingDependencyError
+
+        try:
+            scheme = "onnx-int8"
+            variant = quantize_model(teacher, scheme)
+        except MissingDependencyError:
+            scheme = "int8-dynamic"
+            variant = quantize_model(teacher, scheme)
+        variants = {scheme: variant}
+        support = quantization_support()
+    else:
+        variants = {f"hashing-{teacher.dim // 4}": Hashing(dim=teacher.dim // 4)}
+        support = None
+    sts = None
+    with contextlib.suppress(Exception):  # the shared STS-B data may be absent
+        from ..evaldata import sts_pairs
+
+        sts = sts_pairs("stsb", "test").head(400)
+    models = compare_models(teacher, variants, corpus=texts, sts=sts, progress=False)
+    body += (f"<h3>A smaller model against the store's ({len(texts)} stored texts)</h3>"
+             + frame_table(models.drop("note").with_columns(
+                 pl.col(pl.Float64).round(4))))
+    if support is not None:
+        body += "<h3>Which quantization schemes run on this machine</h3>" + frame_table(support)
+    seconds = time.perf_counter() - t0
+    note = (f"wb.compare_vector_dtypes(store): each dtype x cut (PCA fitted on the store, or "
+            f"truncation) x rescoring with the store's f32 vectors, recall@10 against exact f32 "
+            f"search; b1 at full dimension: {b1_text or 'not run'}. wb.compare_models: what the "
+            f"smaller model keeps of neighbours (knn_recall), k-means clusters (cluster_ari; "
+            f"read against cluster_ari_reseed, the model's own k-means under another seed), "
+            f"near-duplicate pairs and drift flags on a planted stream. Vectors {t_vec:.1f} s, "
+            f"models {seconds - t_vec:.1f} s. The full side-by-side run (students, model2vec, "
+            f"SICK, long vs short texts) is benchmarks/bench_compress.py")
+    return Section(title, body, note=note), seconds
+
+
 def _notebook_files(folder: Path) -> list[Path]:
     if not folder.is_dir():
         raise FileNotFoundError(f"--notebooks: no such folder: {folder.resolve()}")
@@ -295,14 +391,17 @@ def demo(args: argparse.Namespace) -> int:
     sections.append(hierarchy)
     drift, t_drift = _drift_section(store)
     sections.extend(drift)
+    compression, t_compress = _compression_section(store, args.embedder)
+    sections.append(compression)
     sections.append(Section(
         "Timing",
         frame_table(pl.DataFrame({
             "step": ["build or update store (embeddings cached)", "5 searches (batched)",
                      "near-duplicates (find_duplicates)", "topic hierarchy (cluster)",
-                     "drift over time (compute_drift, planted topic)"],
+                     "drift over time (compute_drift, planted topic)",
+                     "compression (vector dtypes, a smaller model)"],
             "seconds": [round(t_build, 2), round(t_search, 4), round(t_dedup, 3),
-                        round(t_topics, 2), round(t_drift, 2)],
+                        round(t_topics, 2), round(t_drift, 2), round(t_compress, 2)],
         })),
     ))
     nb_dir = Path(args.notebooks)

@@ -470,10 +470,16 @@ def compare_models(
             if note:
                 notes.append(note)
             n_params, module = _count_params(emb)
+            # A quantized model packs its weights (no torch parameters left) and has no
+            # folder of its own: it says its count and its saved size itself.
+            if isinstance(getattr(emb, "n_params", None), int):
+                n_params = emb.n_params
             if n_params is None:
                 notes.append("params: no torch model exposed")
-            folder = _model_folder(emb, module)
-            size = None if folder is None else _size_on_disk(folder)
+            size = getattr(emb, "nbytes", None)
+            if not isinstance(size, int):
+                folder = _model_folder(emb, module)
+                size = None if folder is None else _size_on_disk(folder)
             if size is None:
                 notes.append("bytes_on_disk: no model files found")
             u = _unit(vecs)

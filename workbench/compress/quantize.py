@@ -86,12 +86,14 @@ class QuantizedEmbedder(BaseEmbedder):
         The quantized ONNX file, for ``"onnx-int8"``.
     calibration_cosine_ : float or None
         Mean cosine between base and quantized vectors of the `calibration` texts, if given.
+    n_params : int or None
+        Parameters of the float model it was made from.
     """
 
     def __init__(
         self, *, base_fingerprint: Fingerprint, scheme: str, options: dict[str, Any],
         encode: Callable[[list[str]], NDArray[np.float32]], backend: str,
-        module: Any = None, onnx_path: Path | None = None,
+        module: Any = None, onnx_path: Path | None = None, n_params: int | None = None,
         batch_size: int = 64, cache: bool | str | Path = True,
     ) -> None:
         super().__init__(batch_size=batch_size, cache=cache)
@@ -102,6 +104,8 @@ class QuantizedEmbedder(BaseEmbedder):
         self.module = module
         self.onnx_path = onnx_path
         self.calibration_cosine_: float | None = None
+        #: Parameters of the float model (quantization packs them; their count is unchanged).
+        self.n_params: int | None = n_params
         self._encode = encode
         self.name = f"{base_fingerprint.name.rsplit('/', 1)[-1]}+{scheme}"
 
@@ -120,6 +124,28 @@ class QuantizedEmbedder(BaseEmbedder):
 
     def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
         return _normalise(self._encode(texts))
+
+    @property
+    def nbytes(self) -> int | None:
+        """Bytes of the quantized model as saved: the ONNX file, or the torch state dict.
+
+        The torch state dict is measured by ``torch.save`` into memory (packed int8 weights
+        included); ``None`` where the quantized tensors cannot be serialised.
+        """
+        if self.onnx_path is not None:
+            return int(self.onnx_path.stat().st_size)
+        if self.module is None:
+            return None
+        import io
+
+        import torch
+
+        buf = io.BytesIO()
+        try:
+            torch.save(self.module.state_dict(), buf)
+        except Exception:  # noqa: BLE001 - a tensor subclass without serialisation
+            return None
+        return buf.tell()
 
     def layers(self) -> pl.DataFrame:
         """What each linear layer became: ``name: str, module: str, weight: str``.
@@ -211,7 +237,8 @@ def quantize_model(
     _check_support(scheme)
     base_fp = embedder.fingerprint
     kw = {"batch_size": getattr(embedder, "batch_size", 64),
-          "cache": getattr(embedder, "cache", True)}
+          "cache": getattr(embedder, "cache", True),
+          "n_params": int(sum(p.numel() for p in st[0].auto_model.parameters()))}
     if scheme == "onnx-int8":
         path = _onnx_int8(st, base_fp, options)
         encode = _onnx_encoder(st, path)
@@ -597,7 +624,7 @@ def _onnx_int8(st: Any, base_fp: Fingerprint, options: dict[str, Any]) -> Path:
     import torch
 
     folder = default_cache_dir() / "onnx" / base_fp.digest
-    src = folder / f"fp32-torch{torch.__version__}.onnx"
+    src = folder / f"fp32-torch{torch.__version__}-eager.onnx"
     key = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:16]
     path = src.with_name(f"{src.stem}-int8-{key}.onnx")
     if path.exists():
@@ -645,6 +672,13 @@ def _export_fp32(path: Path) -> None:
 
     st = MiniLM(cache=False).load()
     model = copy.deepcopy(st[0].auto_model).eval().float()
+    # Eager attention, not SDPA: SDPA exports as a graph with NaN guards around a masked
+    # softmax that ONNX Runtime runs slower; with eager attention the int8 model was ~1.3x
+    # faster on long texts (1.95x vs 1.5x fp32 torch on 2 cores), with the same vectors.
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")
+    else:  # older transformers
+        model.config._attn_implementation = "eager"
 
     class _Hidden(torch.nn.Module):
         def __init__(self, inner: Any) -> None:
