@@ -50,12 +50,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
 
 import workbench  # noqa: E402, F401 - first: it loads torch and onnxruntime before usearch
-from benchmarks._common import cores, exact_knn, interleaved, log, render, timed  # noqa: E402
-from workbench.compress import compare_models, compare_vector_dtypes, distill  # noqa: E402
-from workbench.compress._students import StudentEmbedder  # noqa: E402
+from benchmarks._common import (  # noqa: E402
+    cores,
+    exact_knn,
+    interleaved,
+    log,
+    recall_at_k,
+    render,
+    timed,
+)
+from workbench.compress import (  # noqa: E402
+    StudentEmbedder,
+    compare_models,
+    compare_vector_dtypes,
+    distill,
+)
+from workbench.compress.compare import _sts  # noqa: E402 - the Spearman compare_models uses
 from workbench.compress.quantize import SCHEMES, quantize_model  # noqa: E402
 from workbench.datasets import python_docs  # noqa: E402
 from workbench.embed import MiniLM  # noqa: E402
@@ -147,19 +159,9 @@ def _data(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- measurement
-def _spearman(model: Any, pairs: pl.DataFrame) -> float:
-    a = model.embed(pairs["a"].to_list(), progress=False)
-    b = model.embed(pairs["b"].to_list(), progress=False)
-    return float(spearmanr(np.sum(a * b, axis=1), pairs["score"].to_numpy()).statistic)
-
-
 def _self_knn(v: NDArray[np.float32], k: int) -> NDArray[np.int64]:
     """Each row's k nearest other rows (exact cosine)."""
     return exact_knn(v, v, k + 1)[:, 1:]
-
-
-def _kept(ref: NDArray[np.int64], got: NDArray[np.int64]) -> float:
-    return float(np.mean([len(set(a) & set(b)) / len(a) for a, b in zip(ref, got, strict=True)]))
 
 
 def _speed(models: dict[str, Any], texts: dict[str, list[str]], repeats: int
@@ -179,18 +181,6 @@ def _speed(models: dict[str, Any], texts: dict[str, list[str]], repeats: int
             out[(name, kind)] = len(ts) / t.wall
             cpu[(name, kind)] = len(ts) / max(t.cpu, 1e-9)
     return out, cpu
-
-
-def _size_mb(model: Any, teacher_bytes: int) -> float | None:
-    if isinstance(model, MiniLM):
-        return teacher_bytes / 1e6
-    nbytes = getattr(model, "nbytes", None)
-    if isinstance(nbytes, int):
-        return nbytes / 1e6
-    path = getattr(model, "path", None)
-    if path is not None and Path(path).exists():
-        return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 1e6
-    return None
 
 
 def _students(teacher: MiniLM, data: dict[str, Any], args: argparse.Namespace
@@ -243,9 +233,7 @@ def models_part(args: argparse.Namespace) -> list[str]:
           f"{len(data['layer_corpus'])}); held out: {len(data['held_ag'])} AG News, "
           f"{len(data['held_docs'])} python_docs paragraphs")
     teacher = MiniLM(cache=True)  # cached teacher vectors: the students' targets
-    st = teacher.load()
-    teacher_bytes = sum(f.stat().st_size for f in Path(st[0].auto_model.name_or_path).rglob(
-        "*.safetensors"))
+    teacher.load()
     fp32 = MiniLM(cache=False)
     fp32.load()
     models: dict[str, Any] = {"fp32": fp32}
@@ -274,8 +262,8 @@ def models_part(args: argparse.Namespace) -> list[str]:
         vd = m.embed(data["held_docs"], progress=False)
         if ref_docs is None:
             ref_docs = _self_knn(vd, 10)
-        quality[name] = {"stsb": _spearman(m, data["stsb"]), "sick": _spearman(m, data["sick"]),
-                         "knn_docs": _kept(ref_docs, _self_knn(vd, 10))}
+        quality[name] = {"stsb": _sts(m, data["stsb"]), "sick": _sts(m, data["sick"]),
+                         "knn_docs": recall_at_k(_self_knn(vd, 10), ref_docs)}
         log(f"{name}: STS-B {quality[name]['stsb']:.4f}")
     log(f"compare_models on {len(data['held_ag'])} held-out AG News texts")
     variants = {n: m for n, m in models.items() if n != "fp32"}
@@ -290,11 +278,11 @@ def models_part(args: argparse.Namespace) -> list[str]:
               "of fp32", "SICK", "of fp32", "10-NN AG", "10-NN docs", "ARI", "ARI reseed",
               "dup agree", "drift agree"]
     rows, groups = [], []
-    for name, m in models.items():
+    for name in models:
         r, qn = by[name], quality[name]
-        size = _size_mb(m, teacher_bytes)
+        size = r["bytes_on_disk"]
         rows.append([
-            name, str(r["dim"]), "-" if size is None else f"{size:.1f}",
+            name, str(r["dim"]), "-" if size is None else f"{size / 1e6:.1f}",
             f"{speed[(name, 'short')]:,.0f}", f"{speed[(name, 'short')] / f['short']:.2f}",
             f"{speed[(name, 'long')]:,.1f}", f"{speed[(name, 'long')] / f['long']:.2f}",
             f"{qn['stsb']:.4f}", f"{qn['stsb'] / q0['stsb']:.3f}",
@@ -319,8 +307,9 @@ def models_part(args: argparse.Namespace) -> list[str]:
                "fp32's; reseed = fp32-free floor: the model's own k-means under another seed; "
                "dup = Jaccard of near-duplicate pairs; drift = share of planted-stream "
                "windows flagged as fp32 flags them)")
-    out.append("  MB = the model as saved (fp32: safetensors; torch schemes: state dict; "
-               "onnx: the .onnx file; students: their folder, tokenizer included)")
+    out.append("  MB = compare_models' bytes_on_disk: the model as saved (fp32 and students: "
+               "their folder, tokenizer included; torch schemes: the state dict; onnx: the "
+               ".onnx file)")
     for k, h in how.items():
         out.append(f"  {names[k]}: {h}")
     out.extend(f"  not run: {line}" for line in failed)

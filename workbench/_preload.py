@@ -16,7 +16,6 @@ which the embedders pay anyway on first use.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 
 #: C++ libraries that must be loaded before usearch's compiled module.
@@ -41,15 +40,10 @@ def preload() -> list[str]:
         if name in sys.modules:
             continue
         try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if found:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - a broken optional backend must not stop us
-                continue
-            done.append(name)
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - absent or broken: an optional backend
+            continue
+        done.append(name)
     return done
 
 

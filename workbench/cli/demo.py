@@ -299,10 +299,10 @@ def _compression_section(store, embedder_name: str):  # noqa: ANN001, ANN202 - (
     else:
         variants = {f"hashing-{teacher.dim // 4}": Hashing(dim=teacher.dim // 4)}
         support = None
-    sts = None
-    with contextlib.suppress(Exception):  # the shared STS-B data may be absent
-        from ..evaldata import sts_pairs
+    from ..evaldata import EvalDataMissingError, sts_pairs
 
+    sts = None
+    with contextlib.suppress(EvalDataMissingError):  # the shared STS-B data may be absent
         sts = sts_pairs("stsb", "test").head(400)
     models = compare_models(teacher, variants, corpus=texts, sts=sts, progress=False)
     body += (f"<h3>A smaller model against the store's ({len(texts)} stored texts)</h3>"

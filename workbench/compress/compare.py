@@ -131,6 +131,10 @@ def _torch_module(embedder: Any) -> Any:
 
 def _count_params(embedder: Any) -> tuple[int | None, Any]:
     module = _torch_module(embedder)
+    declared = getattr(embedder, "n_params", None)
+    # A quantized model packs its weights (no torch parameters left): it says its count.
+    if isinstance(declared, int) and not isinstance(declared, bool):
+        return declared, module
     if module is not None:
         return int(sum(p.numel() for p in module.parameters())), module
     params = getattr(embedder, "parameters", None)
@@ -161,6 +165,19 @@ def _model_folder(embedder: Any, module: Any) -> Path | None:
         if isinstance(c, str | Path) and str(c) and Path(c).exists():
             return Path(c)
     return None
+
+
+def _model_bytes(embedder: Any, module: Any) -> int | None:
+    """Bytes of the model as saved, else None.
+
+    What the embedder declares (``nbytes``: a quantized model has no folder of its own), else
+    the files of its folder.
+    """
+    declared = getattr(embedder, "nbytes", None)
+    if isinstance(declared, int) and not isinstance(declared, bool):
+        return declared
+    folder = _model_folder(embedder, module)
+    return None if folder is None else _size_on_disk(folder)
 
 
 def _size_on_disk(path: Path) -> int:
@@ -470,16 +487,9 @@ def compare_models(
             if note:
                 notes.append(note)
             n_params, module = _count_params(emb)
-            # A quantized model packs its weights (no torch parameters left) and has no
-            # folder of its own: it says its count and its saved size itself.
-            if isinstance(getattr(emb, "n_params", None), int):
-                n_params = emb.n_params
             if n_params is None:
                 notes.append("params: no torch model exposed")
-            size = getattr(emb, "nbytes", None)
-            if not isinstance(size, int):
-                folder = _model_folder(emb, module)
-                size = None if folder is None else _size_on_disk(folder)
+            size = _model_bytes(emb, module)
             if size is None:
                 notes.append("bytes_on_disk: no model files found")
             u = _unit(vecs)
