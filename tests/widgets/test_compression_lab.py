@@ -7,8 +7,9 @@ import polars as pl
 import pytest
 
 import workbench as wb
+from workbench.compress import pareto_front
 from workbench.errors import InvalidInputError
-from workbench.widgets.compress import CompressionLab, pareto_front
+from workbench.widgets.compress import CompressionLab
 
 
 def test_pareto_front_known_answer() -> None:

@@ -244,10 +244,9 @@ def _compression_section(store, embedder_name: str):  # noqa: ANN001, ANN202 - (
     """
     import matplotlib.pyplot as plt
 
-    from ..compress import best_reduction, compare_models, compare_vector_dtypes
+    from ..compress import best_reduction, compare_models, compare_vector_dtypes, pareto_front
     from ..embed import Hashing
     from ..reports import Section, figure_html, frame_table
-    from ..widgets.compress import pareto_front
 
     t0 = time.perf_counter()
     n = len(store)

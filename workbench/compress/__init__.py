@@ -10,12 +10,13 @@
   teacher's embeddings, saved as safetensors + JSON.
 - :func:`distill_classifier`: soft-label knowledge distillation of a classifier head.
 - :func:`compare_models`: size, speed, STS Spearman and the downstream agreement (neighbours,
-  clusters, near-duplicate pairs, drift flags) of each variant with its teacher.
+  clusters, near-duplicate pairs, drift flags) of each variant with its teacher;
+  :func:`pareto_front` marks the variants no other beats on both cost and quality.
 """
 
 from __future__ import annotations
 
-from .compare import compare_models
+from .compare import compare_models, pareto_front
 from .distill import StudentEmbedder, distill, rebuild_student
 from .kd import KDResult, distill_classifier
 from .quantize import (
@@ -40,6 +41,7 @@ __all__ = [
     "compare_vector_dtypes",
     "distill",
     "distill_classifier",
+    "pareto_front",
     "quantization_support",
     "quantize_model",
     "rebuild_quantized",

@@ -31,7 +31,7 @@ from .._validation import (
 from ..embed.base import BaseEmbedder, Embedder
 from ..errors import EmptyInputError, InvalidInputError
 
-__all__ = ["compare_models"]
+__all__ = ["compare_models", "pareto_front"]
 
 #: Share of a model's corpus pairs counted as near duplicates by default (its own 99.5th
 #: percentile of pairwise cosine).
@@ -540,3 +540,40 @@ def compare_models(
                 "note": "; ".join(notes) or None,
             })
     return pl.DataFrame(rows, schema=_SCHEMA)
+
+
+def pareto_front(frame: pl.DataFrame, x: str, y: str, *, x_better: str = "min") -> np.ndarray:
+    """Which rows are on the Pareto front of cost `x` against quality `y` (higher is better).
+
+    A row is on the front when no other row is at least as good on both and better on one.
+    Rows with a null in either column are not.
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        One row per model.
+    x, y : str
+        Cost and quality columns.
+    x_better : {"min", "max"}
+        Whether a smaller `x` is better (bytes) or a larger one (texts/s).
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask, one per row.
+    """
+    for col in (x, y):
+        if col not in frame.columns:
+            raise InvalidInputError(f"x, y: expected columns of the frame, got {col!r}")
+    if x_better not in ("min", "max"):
+        raise InvalidInputError(f"x_better: expected 'min' or 'max', got {x_better!r}")
+    xs = frame.get_column(x).cast(pl.Float64).to_numpy()
+    ys = frame.get_column(y).cast(pl.Float64).to_numpy()
+    cost = xs if x_better == "min" else -xs
+    ok = ~(np.isnan(cost) | np.isnan(ys))
+    front = np.zeros(frame.height, dtype=bool)
+    for i in np.flatnonzero(ok):
+        others = ok & (np.arange(frame.height) != i)
+        dominated = others & (cost <= cost[i]) & (ys >= ys[i]) & ((cost < cost[i]) | (ys > ys[i]))
+        front[i] = not dominated.any()
+    return front
