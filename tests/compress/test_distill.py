@@ -132,6 +132,13 @@ def test_shape_norm_round_trip_and_rebuild(
     assert fp.weights_hash == before.weights_hash and fp.same_model(before)
     assert dict(fp.params)["path"] == str(folder) and dict(before.params)["path"] is None
 
+    from safetensors.numpy import load_file
+
+    stored = load_file(folder / "weights.safetensors")
+    want = np.dtype(np.float16 if which == "static" else np.float32)  # the defaults per kind
+    assert {a.dtype for a in stored.values() if a.dtype.kind == "f"} == {want}
+    if which == "static":
+        assert stored["token_ids"].dtype == np.int32
     loaded = StudentEmbedder.load(folder)
     np.testing.assert_allclose(loaded.embed(probe, progress=False), v, atol=1e-6, rtol=0)
     assert loaded.fingerprint == fp
@@ -140,6 +147,22 @@ def test_shape_norm_round_trip_and_rebuild(
     again = Fingerprint.from_dict(fp.to_dict())  # as stored in a manifest
     np.testing.assert_allclose(rebuild_student(again).embed(probe, progress=False), v,
                                atol=1e-6, rtol=0)
+
+
+def test_float16_table_is_half_the_size_and_embeds_as_float32_does(
+    teacher: MiniLM, texts: Any, tmp_path: Path
+) -> None:
+    kw = {"student": "static", "dim": 64, "epochs": 2, "progress": False}
+    half = distill(teacher, corpus=texts[0], weights_dtype="float16", **kw)
+    full = distill(teacher, corpus=texts[0], weights_dtype="float32", **kw)
+    sizes = {n: (s.save(tmp_path / n) / "weights.safetensors").stat().st_size
+             for n, s in (("half", half), ("full", full))}
+    table = half.model.bag.weight.numel()
+    assert sizes["full"] - sizes["half"] == pytest.approx(2 * table, abs=256)  # header only
+    assert half.fingerprint.weights_hash != full.fingerprint.weights_hash
+    probe = texts[1][:50]
+    cos = np.sum(half.embed(probe, progress=False) * full.embed(probe, progress=False), 1)
+    assert cos.min() > 0.999  # same training, weights rounded to float16 at the end
 
 
 def test_fingerprints_name_the_student_and_differ(
@@ -217,6 +240,7 @@ def test_mse_loss_trains_the_norm_too(teacher: MiniLM, texts: Any) -> None:
         ({"lr": 0.0}, InvalidInputError, "lr"),
         ({"max_length": 0}, InvalidInputError, "max_length"),
         ({"vocab_size": 0}, InvalidInputError, "vocab_size"),
+        ({"weights_dtype": "int8"}, InvalidInputError, "weights_dtype"),
     ],
 )
 def test_bad_input_raises(
