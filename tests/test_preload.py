@@ -37,7 +37,11 @@ def test_import_workbench_loads_torch_before_usearch() -> None:
     assert "2x3" in error and "4x5" in error
 
 
-@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="needs onnxruntime")
+needs_onnxruntime = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None,
+                                       reason="needs onnxruntime")
+
+
+@needs_onnxruntime
 def test_onnxruntime_loaded_before_usearch() -> None:
     out = _run(
         "import sys, workbench\n"
@@ -47,7 +51,7 @@ def test_onnxruntime_loaded_before_usearch() -> None:
     assert out == "True"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="needs onnxruntime")
+@needs_onnxruntime
 def test_too_late_is_said_not_hidden() -> None:
     # usearch imported by the user before workbench: preload does nothing (it would be too
     # late), and onnx-int8 refuses with the fix named instead of failing inside ONNX Runtime.
