@@ -165,6 +165,25 @@ def test_float16_table_is_half_the_size_and_embeds_as_float32_does(
     assert cos.min() > 0.999  # same training, weights rounded to float16 at the end
 
 
+def test_a_format_1_student_keeps_its_form_and_fingerprint(static: Any, tmp_path: Path) -> None:
+    # format 1 (before weights_dtype): float32 table, int64 ids; a store made with one records
+    # that hash and version, so loading the folder must give them back unchanged
+    import copy
+
+    from safetensors.numpy import load_file
+
+    trained = static[1]
+    config = {k: v for k, v in trained.config.items() if k != "weights_dtype"}
+    old = StudentEmbedder(copy.deepcopy(trained.model), trained.tokenizer, config)
+    folder = old.save(tmp_path / "v1")
+    stored = load_file(folder / "weights.safetensors")
+    assert stored["bag.weight"].dtype == np.float32 and stored["token_ids"].dtype == np.int64
+    assert old.fingerprint.version == "1" and trained.fingerprint.version == "2"
+    loaded = StudentEmbedder.load(folder)
+    assert loaded.fingerprint == old.fingerprint
+    assert rebuild_student(old.fingerprint).fingerprint.weights_hash == old.fingerprint.weights_hash
+
+
 def test_fingerprints_name_the_student_and_differ(
     teacher: MiniLM, static: Any, layered: Any
 ) -> None:

@@ -132,10 +132,18 @@ class StudentEmbedder(BaseEmbedder):
         # Floating tensors in the stored precision (float16 halves a static table); the
         # model computes in float32, and its weights were rounded to this by distill().
         dtype = getattr(torch, self.config.get("weights_dtype", "float32"))
-        state = {k: _stored(k, v, dtype) for k, v in self.model.state_dict().items()}
+        v1 = self._format() == "1"  # loaded from a format-1 folder: saved as it was
+        state = {k: _stored(k, v, dtype, int32_ids=not v1)
+                 for k, v in self.model.state_dict().items()}
         weights = save(state, metadata={"format": "pt"})
         config = json.dumps(self.config, sort_keys=True, indent=1).encode()
         return weights, config
+
+    def _format(self) -> str:
+        # Format 2 added weights_dtype to the config; a student without it is a format-1 one
+        # (float32, int64 ids), and keeps that form and fingerprint, so stores made with it
+        # still reopen with it.
+        return FORMAT_VERSION if "weights_dtype" in self.config else "1"
 
     def _fingerprint(self) -> Fingerprint:
         weights, config = self._payload()
@@ -154,7 +162,7 @@ class StudentEmbedder(BaseEmbedder):
             "teacher_weights": teacher["weights_hash"],
         }
         return Fingerprint(
-            name=f"student-{kind}-{what} of {short}", version=FORMAT_VERSION,
+            name=f"student-{kind}-{what} of {short}", version=self._format(),
             dim=int(self.config["dim"]), weights_hash=digest, kind="distilled",
             params=tuple(sorted(params.items())),
         )
@@ -274,12 +282,12 @@ class StudentEmbedder(BaseEmbedder):
         return cls(model, tokenizer, config, path=folder, batch_size=batch_size, cache=cache)
 
 
-def _stored(name: str, tensor: Any, dtype: Any) -> Any:
+def _stored(name: str, tensor: Any, dtype: Any, *, int32_ids: bool = True) -> Any:
     """`tensor` as saved: floating tensors in `dtype`, the static table's token ids as int32."""
     torch = _torch()
     if tensor.is_floating_point():
         tensor = tensor.to(dtype)
-    elif name == "token_ids":  # BERT-sized vocabularies: int32 halves them, and loads back
+    elif name == "token_ids" and int32_ids:  # int32 halves them, and loads back
         tensor = tensor.to(torch.int32)
     return tensor.detach().cpu().contiguous()
 
