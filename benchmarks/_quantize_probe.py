@@ -29,16 +29,14 @@ from scipy.stats import spearmanr  # noqa: E402
 from workbench.compress.quantize import SCHEMES, quantize_model  # noqa: E402
 from workbench.datasets import python_docs  # noqa: E402
 from workbench.embed import MiniLM  # noqa: E402
-from workbench.evaldata import shared_data_path, sts_pairs  # noqa: E402
+from workbench.evaldata import ag_news, sts_pairs  # noqa: E402
 
 
 def _ag_news(limit: int) -> list[str]:
-    df = pl.read_csv(shared_data_path("ag_news", "test.csv"), has_header=False,
-                     new_columns=["label", "title", "description"])
-    df = df.with_columns(pl.col("description").str.replace_all("\\", " ", literal=True))
+    df = ag_news()
     rows = np.sort(np.random.default_rng(0).choice(df.height, min(limit, df.height),
                                                    replace=False))
-    return (df["title"] + ". " + df["description"]).to_numpy()[rows].tolist()
+    return df["text"].to_numpy()[rows].tolist()
 
 
 def _topk(v: np.ndarray, k: int = 10) -> np.ndarray:

@@ -66,7 +66,7 @@ import workbench.analysis as wa
 from workbench._validation import SKLEARN_METRIC
 from workbench.analysis.cluster_metrics import noise_fraction
 from workbench.analysis.topics import MAX_LEVEL
-from workbench.evaldata import EvalDataMissingError, shared_data_path
+from workbench.evaldata import EvalDataMissingError, ag_news, shared_data_path
 from workbench.store.segment import unit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -121,13 +121,10 @@ def load_mnist(limit: int | None) -> Dataset | None:
 
 def _read_ag_news() -> pl.DataFrame | None:
     try:
-        path = shared_data_path("ag_news", "test.csv")
+        return ag_news()
     except EvalDataMissingError as exc:
         print(f"skip ag_news: {exc}")
         return None
-    df = pl.read_csv(path, has_header=False, new_columns=["label", "title", "description"])
-    # The descriptions escape line breaks as a lone backslash.
-    return df.with_columns(pl.col("description").str.replace_all("\\", " ", literal=True))
 
 
 def _ag_dataset(name: str, df: pl.DataFrame, texts: pl.Series, limit: int | None) -> Dataset:
@@ -148,7 +145,7 @@ def load_ag_news(limit: int | None) -> Dataset | None:
     df = _read_ag_news()
     if df is None:
         return None
-    return _ag_dataset("AG News", df, df["title"] + ". " + df["description"], limit)
+    return _ag_dataset("AG News", df, df["text"], limit)
 
 
 def load_ag_news_sets(limit: int | None) -> list[Dataset]:
@@ -156,7 +153,7 @@ def load_ag_news_sets(limit: int | None) -> list[Dataset]:
     df = _read_ag_news()
     if df is None:
         return []
-    return [_ag_dataset("AG News", df, df["title"] + ". " + df["description"], limit),
+    return [_ag_dataset("AG News", df, df["text"], limit),
             _ag_dataset("AG News titles", df, df["title"], limit)]
 
 

@@ -79,7 +79,7 @@ from workbench.compress.quantize import SCHEMES, quantize_model  # noqa: E402
 from workbench.datasets import python_docs  # noqa: E402
 from workbench.embed import MiniLM  # noqa: E402
 from workbench.embed.base import BaseEmbedder, Fingerprint  # noqa: E402
-from workbench.evaldata import shared_data_path, sts_pairs  # noqa: E402
+from workbench.evaldata import ag_news, sts_pairs  # noqa: E402
 
 GOALS = {
     "int8_speed": 2.0, "int8_sts": 0.99, "int8_knn": 0.85,
@@ -130,16 +130,9 @@ def _model2vec(teacher_path: Path, dim: int, folder: Path) -> tuple[Model2Vec, f
 
 
 # ------------------------------------------------------------------------------------ data
-def _ag_news() -> list[str]:
-    ag = pl.read_csv(shared_data_path("ag_news", "test.csv"), has_header=False,
-                     new_columns=["label", "title", "description"])
-    ag = ag.with_columns(pl.col("description").str.replace_all("\\", " ", literal=True))
-    return (ag["title"] + ". " + ag["description"]).to_list()
-
-
 def _data(args: argparse.Namespace) -> dict[str, Any]:
     """Training corpus and the held-out sets (never trained on)."""
-    ag = _ag_news()
+    ag = ag_news()["text"].to_list()
     rng = np.random.default_rng(0)
     order = rng.permutation(len(ag))
     held_ag = [ag[i] for i in order[: args.held]]
@@ -378,10 +371,8 @@ def kd_part(args: argparse.Namespace) -> list[str]:
     import torch
 
     torch.set_num_threads(args.threads)
-    ag = pl.read_csv(shared_data_path("ag_news", "test.csv"), has_header=False,
-                     new_columns=["label", "title", "description"])
-    texts = _ag_news()
-    y = ag["label"].to_numpy()
+    ag = ag_news()
+    texts, y = ag["text"].to_list(), ag["label"].to_numpy()
     if args.quick:
         texts, y = texts[::4], y[::4]
     teacher = MiniLM(cache=True)
@@ -394,17 +385,17 @@ def kd_part(args: argparse.Namespace) -> list[str]:
     rows = []
     for t in (1.0, 2.0, 4.0, 8.0):
         for a in (0.3, 0.7, 0.9):
-            r = distill_classifier(xt, y, xs, temperature=t, alpha=a, random_state=0,
-                                   progress=False)
+            r = split = distill_classifier(xt, y, xs, temperature=t, alpha=a,
+                                           random_state=0, progress=False)
             acc = {m["model"]: m for m in r.metrics.iter_rows(named=True)}
             rows.append((t, a, acc))
             log(f"kd T={t} alpha={a}: kd {acc['student-kd']['accuracy']:.4f}")
     first = rows[0][2]
-    # a second anchor: scikit-learn's own logistic regression on the student's vectors
+    # a second anchor: scikit-learn's own logistic regression on the student's vectors, on
+    # the same split (every run above used random_state=0)
     from sklearn.linear_model import LogisticRegression
 
-    r0 = distill_classifier(xt, y, xs, alpha=0.0, random_state=0, progress=False, epochs=1)
-    tr, te = r0.train_index, r0.test_index
+    tr, te = split.train_index, split.test_index
     lr_acc = float(LogisticRegression(max_iter=2000).fit(xs[tr], y[tr]).score(xs[te], y[te]))
     header = ["T", "alpha", "teacher acc", "hard acc", "kd acc", "kd - hard", "kd agree",
               "hard agree"]
@@ -433,7 +424,7 @@ def kd_part(args: argparse.Namespace) -> list[str]:
 def vectors_part(args: argparse.Namespace) -> list[str]:
     from workbench.store import Store
 
-    texts = _ag_news() + python_docs()["text"].to_list()
+    texts = ag_news()["text"].to_list() + python_docs()["text"].to_list()
     if args.quick:
         texts = texts[:: 4]
     teacher = MiniLM(cache=True)

@@ -13,7 +13,8 @@ import polars as pl
 
 from .errors import InvalidInputError, WorkbenchError
 
-__all__ = ["EvalDataMissingError", "shared_data_dir", "shared_data_path", "sts_pairs"]
+__all__ = ["EvalDataMissingError", "ag_news", "shared_data_dir", "shared_data_path",
+           "sts_pairs"]
 
 
 class EvalDataMissingError(WorkbenchError, FileNotFoundError):
@@ -97,3 +98,21 @@ def sts_pairs(dataset: str, split: str) -> pl.DataFrame:
             a.append(parts[col[1]])
             b.append(parts[col[2]])
     return pl.DataFrame({"a": a, "b": b, "score": score})
+
+
+def ag_news() -> pl.DataFrame:
+    """AG News test set: 7,600 news items in 4 classes.
+
+    Columns ``label: i64`` (1-4), ``title: str``, ``description: str`` and ``text: str``
+    (``"title. description"``). The descriptions escape line breaks as a lone backslash;
+    those become spaces.
+
+    Raises
+    ------
+    EvalDataMissingError
+        The file is absent.
+    """
+    df = pl.read_csv(shared_data_path("ag_news", "test.csv"), has_header=False,
+                     new_columns=["label", "title", "description"])
+    df = df.with_columns(pl.col("description").str.replace_all("\\", " ", literal=True))
+    return df.with_columns(text=pl.col("title") + ". " + pl.col("description"))

@@ -132,9 +132,9 @@ class StudentEmbedder(BaseEmbedder):
         # Floating tensors in the stored precision (float16 halves a static table); the
         # model computes in float32, and its weights were rounded to this by distill().
         dtype = getattr(torch, self.config.get("weights_dtype", "float32"))
-        v1 = self._format() == "1"  # loaded from a format-1 folder: saved as it was
-        state = {k: _stored(k, v, dtype, int32_ids=not v1)
-                 for k, v in self.model.state_dict().items()}
+        # int32 ids from format 2 on; a student loaded from a format-1 folder saves as it was
+        ids = torch.int64 if self._format() == "1" else torch.int32
+        state = {k: _stored(k, v, dtype, ids) for k, v in self.model.state_dict().items()}
         weights = save(state, metadata={"format": "pt"})
         config = json.dumps(self.config, sort_keys=True, indent=1).encode()
         return weights, config
@@ -262,11 +262,13 @@ class StudentEmbedder(BaseEmbedder):
                 f"{folder} lacks {missing}"
             )
         config = json.loads(files[1].read_text(encoding="utf-8"))
-        state = load(files[0].read_bytes())
+        # computed in float32 whatever the stored precision; ids as int64 for the lookups
+        state = {k: v.to(torch.float32) if v.is_floating_point()
+                 else v.to(torch.int64) if k == "token_ids" else v
+                 for k, v in load(files[0].read_bytes()).items()}
         tokenizer = AutoTokenizer.from_pretrained(str(files[2]))
         if config.get("student") == "static":
-            model = static_bag(state["bag.weight"].to(torch.float32),
-                               state["token_ids"].to(torch.int64))
+            model = static_bag(state["bag.weight"], state["token_ids"])
         elif config.get("student") == "layers":
             hf = dict(config["hf_config"])
             hf_config = AutoConfig.for_model(hf.pop("model_type"), **hf)
@@ -276,19 +278,16 @@ class StudentEmbedder(BaseEmbedder):
                 f"path: {files[1]} names student {config.get('student')!r}, expected "
                 "'layers' or 'static'"
             )
-        model.load_state_dict(
-            {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()},
-            strict=True)
+        model.load_state_dict(state, strict=True)
         return cls(model, tokenizer, config, path=folder, batch_size=batch_size, cache=cache)
 
 
-def _stored(name: str, tensor: Any, dtype: Any, *, int32_ids: bool = True) -> Any:
-    """`tensor` as saved: floating tensors in `dtype`, the static table's token ids as int32."""
-    torch = _torch()
+def _stored(name: str, tensor: Any, dtype: Any, ids: Any) -> Any:
+    """`tensor` as saved: floating tensors in `dtype`, the static table's token ids in `ids`."""
     if tensor.is_floating_point():
         tensor = tensor.to(dtype)
-    elif name == "token_ids" and int32_ids:  # int32 halves them, and loads back
-        tensor = tensor.to(torch.int32)
+    elif name == "token_ids":
+        tensor = tensor.to(ids)
     return tensor.detach().cpu().contiguous()
 
 
