@@ -14,7 +14,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from workbench.compress._students import StudentEmbedder, rebuild_student
+from workbench.compress._students import (
+    StudentEmbedder,
+    dead_token_ids,
+    expand_ranges,
+    id_ranges,
+    rebuild_student,
+)
 from workbench.compress.distill import distill
 from workbench.embed import Fingerprint, Hashing, MiniLM
 from workbench.errors import (
@@ -137,8 +143,9 @@ def test_shape_norm_round_trip_and_rebuild(
     stored = load_file(folder / "weights.safetensors")
     want = np.dtype(np.float16 if which == "static" else np.float32)  # the defaults per kind
     assert {a.dtype for a in stored.values() if a.dtype.kind == "f"} == {want}
-    if which == "static":
-        assert stored["token_ids"].dtype == np.int32
+    if which == "static":  # rows by token id; a corpus's scattered ids as a list
+        assert stored["token_ids"].dtype == np.int32 and "token_ranges" not in stored
+        assert (np.diff(stored["token_ids"]) > 0).all()
     loaded = StudentEmbedder.load(folder)
     np.testing.assert_allclose(loaded.embed(probe, progress=False), v, atol=1e-6, rtol=0)
     assert loaded.fingerprint == fp
@@ -165,23 +172,96 @@ def test_float16_table_is_half_the_size_and_embeds_as_float32_does(
     assert cos.min() > 0.999  # same training, weights rounded to float16 at the end
 
 
-def test_a_format_1_student_keeps_its_form_and_fingerprint(static: Any, tmp_path: Path) -> None:
-    # format 1 (before weights_dtype): float32 table, int64 ids; a store made with one records
-    # that hash and version, so loading the folder must give them back unchanged
+@pytest.mark.parametrize(("version", "drop", "table", "ids"), [
+    ("1", ("weights_dtype", "format"), np.float32, np.int64),  # before weights_dtype
+    ("2", ("format",), np.float16, np.int32),  # before format and token_ranges
+])
+def test_an_older_format_student_keeps_its_form_and_fingerprint(
+    static: Any, tmp_path: Path, version: str, drop: tuple[str, ...], table: Any, ids: Any
+) -> None:
+    # a store made with an older student records that hash and version, so loading the
+    # folder must give them back unchanged
     import copy
 
     from safetensors.numpy import load_file
 
     trained = static[1]
-    config = {k: v for k, v in trained.config.items() if k != "weights_dtype"}
+    config = {k: v for k, v in trained.config.items() if k not in drop}
     old = StudentEmbedder(copy.deepcopy(trained.model), trained.tokenizer, config)
-    folder = old.save(tmp_path / "v1")
+    folder = old.save(tmp_path / f"v{version}")
     stored = load_file(folder / "weights.safetensors")
-    assert stored["bag.weight"].dtype == np.float32 and stored["token_ids"].dtype == np.int64
-    assert old.fingerprint.version == "1" and trained.fingerprint.version == "2"
+    assert stored["bag.weight"].dtype == table and stored["token_ids"].dtype == ids
+    assert old.fingerprint.version == version and trained.fingerprint.version == "3"
     loaded = StudentEmbedder.load(folder)
     assert loaded.fingerprint == old.fingerprint
     assert rebuild_student(old.fingerprint).fingerprint.weights_hash == old.fingerprint.weights_hash
+    probe = ["a text", "", "zzqx ####"]
+    np.testing.assert_allclose(loaded.embed(probe, progress=False),
+                               trained.embed(probe, progress=False), atol=1e-3, rtol=0)
+
+
+def test_a_table_of_whole_id_runs_stores_the_runs(static: Any, tmp_path: Path) -> None:
+    import copy
+
+    from safetensors.numpy import load_file
+
+    trained = static[1]
+    model = copy.deepcopy(trained.model)
+    n = len(model.token_ids)
+    model.token_ids.copy_(torch_arange(1000, n))  # rows for ids 1000 .. 1000 + n - 1
+    dense = StudentEmbedder(model, trained.tokenizer, dict(trained.config))
+    folder = dense.save(tmp_path / "dense")
+    stored = load_file(folder / "weights.safetensors")
+    assert "token_ids" not in stored and stored["token_ranges"].tolist() == [[1000, 1000 + n]]
+    loaded = StudentEmbedder.load(folder)
+    assert loaded.model.token_ids.tolist() == list(range(1000, 1000 + n))
+    assert loaded.fingerprint == dense.fingerprint
+    probe = ["the cat sat", "", "market shares fell"]
+    np.testing.assert_allclose(loaded.embed(probe, progress=False),
+                               dense.embed(probe, progress=False), atol=1e-6, rtol=0)
+
+
+def torch_arange(start: int, n: int) -> Any:
+    import torch
+
+    return torch.arange(start, start + n)
+
+
+def test_id_runs_round_trip() -> None:
+    ids = np.array([3, 4, 5, 9, 11, 12], dtype=np.int64)
+    runs = id_ranges(ids)
+    assert runs.tolist() == [[3, 6], [9, 10], [11, 13]] and runs.dtype == np.int32
+    assert expand_ranges(runs).tolist() == ids.tolist()
+    assert expand_ranges(id_ranges(np.zeros(0, dtype=np.int64))).size == 0
+
+
+def test_dead_tokens_never_come_out_of_real_text(
+    teacher: MiniLM, static: Any, texts: Any, tmp_path: Path
+) -> None:
+    tok = static[1].tokenizer
+    vocab = tok.get_vocab()
+    dead = dead_token_ids(tok)
+    unused = {i for t, i in vocab.items() if t.startswith("[unused")}
+    assert unused <= dead and len(unused) == 994
+    assert {vocab[t] for t in ("##|", "##.", "##日")} <= dead  # always split off
+    alive = {"play", "##ing", "日", "é" if "é" in vocab else "e", ".", "[UNK]", "[CLS]"}
+    assert not {vocab[t] for t in alive} & dead
+    from workbench.datasets import python_docs
+
+    hostile = ["Ünïcödé café naïve 東京日本語 façade", "a|b ## x.y [unused5] [UNK] 🙂 ﬁ ½",
+               "C++ & <b>HTML</b> --flag=1 $x_y 3.14e-5",
+               "ＦＵＬＬＷＩＤＴＨ ｋａｔａｋａｎａ カタカナ"]
+    corpus = [*texts[0], *texts[1], *python_docs(limit=200)["text"].to_list(), *hostile]
+    enc = tok(corpus, add_special_tokens=False)["input_ids"]
+    assert not {i for ids in enc for i in ids} & dead
+    # the saved student's tokenizer lacks those entries and tokenizes exactly as the teacher's
+    from transformers import AutoTokenizer
+
+    folder = static[1].save(tmp_path / "s")
+    pruned = AutoTokenizer.from_pretrained(str(folder / "tokenizer"))
+    assert len(pruned.get_vocab()) == len(vocab) - len(dead)
+    assert pruned(corpus)["input_ids"] == tok(corpus)["input_ids"]
+    assert not set(static[1].model.token_ids.tolist()) & dead
 
 
 def test_fingerprints_name_the_student_and_differ(

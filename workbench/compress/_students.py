@@ -2,13 +2,20 @@
 
 A student folder holds three things, none of them pickled:
 
-- ``weights.safetensors``: every tensor of the student (for a static student, the token table
-  ``bag.weight`` and the teacher token id of each row ``token_ids``, stored as int32),
-- ``student.json``: what the weights mean (student kind, dimension, token limit, stored
-  precision ``weights_dtype`` (float16 or float32; float32 when absent), the transformer
-  configuration of a layer student, the teacher's fingerprint, the training loss curve),
-- ``tokenizer/``: the teacher's tokenizer, written by ``save_pretrained`` (its
-  ``tokenizer.json`` then rewritten without indentation).
+- ``weights.safetensors``: every tensor of the student. A static student's are its token
+  table ``bag.weight``, rows in teacher token id order, and the teacher token ids that have a
+  row: int32 ``token_ids``, or ``token_ranges`` (int32 ``[start, stop)`` runs) where that is
+  smaller (a table of the whole vocabulary: a handful of runs instead of 4 bytes a row),
+- ``student.json``: what the weights mean (``format``, student kind, dimension, token limit,
+  stored precision ``weights_dtype``, the transformer configuration of a layer student, the
+  teacher's fingerprint, the training loss curve),
+- ``tokenizer/``: the teacher's tokenizer, written by ``save_pretrained``, its
+  ``tokenizer.json`` rewritten without indentation and, for a static student, without the
+  vocabulary entries the tokenizer can never emit (:func:`dead_token_ids`; ids unchanged).
+
+Older folders still load and keep their form and fingerprint: format 1 (no ``weights_dtype``:
+float32, int64 ``token_ids``) and format 2 (float16 tables, int32 ``token_ids``, rows in the
+order they were built).
 
 The fingerprint's ``weights_hash`` is the SHA-256 of the safetensors bytes followed by the
 canonical JSON config, computed the same way in memory and on disk, so a student has one hash
@@ -30,10 +37,10 @@ from numpy.typing import NDArray
 from ..embed.base import BaseEmbedder, Fingerprint
 from ..errors import InvalidInputError, MissingDependencyError, ModelMismatchError
 
-__all__ = ["FORMAT_VERSION", "StudentEmbedder", "rebuild_student"]
+__all__ = ["FORMAT_VERSION", "StudentEmbedder", "dead_token_ids", "rebuild_student"]
 
 #: Version of the student folder layout (the fingerprint's ``version``).
-FORMAT_VERSION = "2"  # 2: float16 static tables, int32 token ids (1: all float32, int64)
+FORMAT_VERSION = "3"  # 3: token_ranges, rows by token id; 2: float16, int32 ids; 1: float32
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "student.json"
 TOKENIZER_DIR = "tokenizer"
@@ -50,7 +57,8 @@ def _torch() -> Any:
 def static_bag(weight: Any, token_ids: Any) -> Any:
     """The static student's module: ``bag`` (an ``nn.EmbeddingBag``, mean) and ``token_ids``.
 
-    ``token_ids[r]`` is the teacher token id of table row ``r``; row 0 is ``[UNK]``.
+    ``token_ids[r]`` is the teacher token id of table row ``r`` (ascending from format 3; in
+    format 1 and 2 folders row 0 is ``[UNK]``).
     """
     torch = _torch()
 
@@ -112,6 +120,7 @@ class StudentEmbedder(BaseEmbedder):
         self.path = None if path is None else Path(path)
         self.name = f"student-{kind}"
         self._lookup: NDArray[np.int64] | None = None
+        self._fallback = 0  # the [UNK] row, set with the lookup
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -135,15 +144,27 @@ class StudentEmbedder(BaseEmbedder):
         # int32 ids from format 2 on; a student loaded from a format-1 folder saves as it was
         ids = torch.int64 if self._format() == "1" else torch.int32
         state = {k: _stored(k, v, dtype, ids) for k, v in self.model.state_dict().items()}
+        if self._format() not in ("1", "2") and "token_ids" in state:
+            # rows by token id; the ids as runs (8 bytes a run) where that is smaller than
+            # the list (4 bytes a row): a table of the whole vocabulary has a handful of runs
+            order = torch.argsort(state["token_ids"], stable=True)
+            state["bag.weight"] = state["bag.weight"][order].contiguous()
+            state["token_ids"] = state["token_ids"][order].contiguous()
+            runs = id_ranges(state["token_ids"].numpy())
+            if 2 * len(runs) < len(order):
+                del state["token_ids"]
+                state["token_ranges"] = torch.from_numpy(runs)
         weights = save(state, metadata={"format": "pt"})
         config = json.dumps(self.config, sort_keys=True, indent=1).encode()
         return weights, config
 
     def _format(self) -> str:
-        # Format 2 added weights_dtype to the config; a student without it is a format-1 one
-        # (float32, int64 ids), and keeps that form and fingerprint, so stores made with it
-        # still reopen with it.
-        return FORMAT_VERSION if "weights_dtype" in self.config else "1"
+        # Format 3 records itself; format 2 added weights_dtype to the config, so a student
+        # without either is a format-1 one. Each keeps its form and fingerprint, so stores
+        # made with an older one still reopen with it.
+        if "format" in self.config:
+            return str(self.config["format"])
+        return "2" if "weights_dtype" in self.config else "1"
 
     def _fingerprint(self) -> Fingerprint:
         weights, config = self._payload()
@@ -189,13 +210,15 @@ class StudentEmbedder(BaseEmbedder):
         """Token-table rows and bag offsets of `texts` (static students only).
 
         Tokens the student does not know are dropped; a text left with none gets the
-        ``[UNK]`` row (row 0), so every text has a defined, unit-norm vector.
+        ``[UNK]`` row, so every text has a defined, unit-norm vector.
         """
         if self._lookup is None:
             ids = self.model.token_ids.numpy()
             lookup = np.full(max(len(self.tokenizer), int(ids.max()) + 1), -1, dtype=np.int64)
             lookup[ids] = np.arange(len(ids))
             self._lookup = lookup
+            unk = self.tokenizer.unk_token_id
+            self._fallback = int(lookup[unk]) if unk is not None and lookup[unk] >= 0 else 0
         # The teacher sees at most max_length tokens with [CLS] and [SEP]; match its window.
         enc = self.tokenizer(
             list(texts), add_special_tokens=False, truncation=True,
@@ -208,7 +231,7 @@ class StudentEmbedder(BaseEmbedder):
             rows = self._lookup[np.asarray(ids, dtype=np.int64)] if ids else self._lookup[:0]
             rows = rows[rows >= 0]
             if rows.size == 0:
-                rows = np.zeros(1, dtype=np.int64)
+                rows = np.full(1, self._fallback, dtype=np.int64)
             offsets[i] = pos
             pos += rows.size
             parts.append(rows)
@@ -232,7 +255,8 @@ class StudentEmbedder(BaseEmbedder):
             tmp.write_bytes(data)
             os.replace(tmp, folder / name)
         self.tokenizer.save_pretrained(str(folder / TOKENIZER_DIR))
-        _compact_json(folder / TOKENIZER_DIR / "tokenizer.json")
+        dead = dead_token_ids(self.tokenizer) if self.config["student"] == "static" else set()
+        _compact_json(folder / TOKENIZER_DIR / "tokenizer.json", drop=dead)
         self.path = folder
         self._fp = None
         return folder
@@ -266,6 +290,9 @@ class StudentEmbedder(BaseEmbedder):
         state = {k: v.to(torch.float32) if v.is_floating_point()
                  else v.to(torch.int64) if k == "token_ids" else v
                  for k, v in load(files[0].read_bytes()).items()}
+        if "token_ranges" in state:
+            state["token_ids"] = torch.from_numpy(
+                expand_ranges(state.pop("token_ranges").numpy()))
         tokenizer = AutoTokenizer.from_pretrained(str(files[2]))
         if config.get("student") == "static":
             model = static_bag(state["bag.weight"], state["token_ids"])
@@ -291,10 +318,67 @@ def _stored(name: str, tensor: Any, dtype: Any, ids: Any) -> Any:
     return tensor.detach().cpu().contiguous()
 
 
-def _compact_json(path: Path) -> None:
-    """Rewrite the JSON file `path` without indentation (a tokenizer.json: ~35 % smaller)."""
+def id_ranges(ids: NDArray[np.integer]) -> NDArray[np.int32]:
+    """Ascending unique `ids` as int32 ``(runs, 2)`` ``[start, stop)`` runs of consecutive ids."""
+    ids = np.asarray(ids, dtype=np.int64)
+    if ids.size == 0:
+        return np.zeros((0, 2), dtype=np.int32)
+    cut = np.flatnonzero(np.diff(ids) != 1) + 1
+    starts = ids[np.r_[0, cut]]
+    stops = ids[np.r_[cut - 1, ids.size - 1]] + 1
+    return np.stack([starts, stops], axis=1).astype(np.int32)
+
+
+def expand_ranges(ranges: NDArray[np.integer]) -> NDArray[np.int64]:
+    """The ids of :func:`id_ranges`' runs `ranges`, ascending."""
+    runs = np.asarray(ranges, dtype=np.int64).reshape(-1, 2)
+    if len(runs) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in runs])
+
+
+def dead_token_ids(tokenizer: Any) -> set[int]:
+    """Vocabulary ids a WordPiece tokenizer can never emit.
+
+    A word-start token must survive the tokenizer's own normaliser and pre-tokeniser as one
+    whole word; a continuation token (``##x``) must stay one word after a letter (``"ax"``).
+    For BERT's uncased vocabulary that drops the 994 ``[unusedN]`` entries and 337
+    continuations of punctuation and CJK characters, which its pre-tokeniser always splits
+    off (a test checks that no such id comes out of tokenizing real text). Special and
+    added tokens are never dead. Other tokenizer kinds (BPE, Unigram) give an empty set.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    model = getattr(backend, "model", None)
+    if backend is None or type(model).__name__ != "WordPiece":
+        return set()
+    prefix = str(model.continuing_subword_prefix or "")
+    norm, pre = backend.normalizer, backend.pre_tokenizer
+
+    def one_word(piece: str) -> bool:
+        text = norm.normalize_str(piece) if norm is not None else piece
+        words = ([w for w, _ in pre.pre_tokenize_str(text)] if pre is not None
+                 else text.split())
+        return words == [piece]
+
+    keep = set(tokenizer.all_special_ids) | set(getattr(tokenizer, "added_tokens_decoder", {}))
+    dead: set[int] = set()
+    for token, i in tokenizer.get_vocab().items():
+        if i in keep:
+            continue
+        cont = bool(prefix) and token.startswith(prefix) and len(token) > len(prefix)
+        if not one_word("a" + token[len(prefix):] if cont else token):
+            dead.add(int(i))
+    return dead
+
+
+def _compact_json(path: Path, *, drop: set[int] | None = None) -> None:
+    """Rewrite the tokenizer.json `path` without indentation (~35 % smaller), its model's
+    vocabulary without the ids in `drop` (the others keep their ids)."""
     if path.exists():
         data = json.loads(path.read_text(encoding="utf-8"))
+        vocab = data.get("model", {}).get("vocab")
+        if drop and isinstance(vocab, dict):
+            data["model"]["vocab"] = {t: i for t, i in vocab.items() if i not in drop}
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")),
                        encoding="utf-8")

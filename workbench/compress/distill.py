@@ -32,7 +32,15 @@ from tqdm.auto import tqdm
 from .._validation import check_choice, check_positive_int, check_texts
 from ..embed.base import Fingerprint
 from ..errors import EmptyInputError, InvalidInputError, MissingColumnError
-from ._students import StudentEmbedder, _torch, mean_pool, rebuild_student, static_bag
+from ._students import (
+    FORMAT_VERSION,
+    StudentEmbedder,
+    _torch,
+    dead_token_ids,
+    mean_pool,
+    rebuild_student,
+    static_bag,
+)
 
 __all__ = ["StudentEmbedder", "TransformerTeacher", "distill", "rebuild_student"]
 
@@ -115,7 +123,9 @@ def distill(
         Tokens a ``"static"`` student knows. The corpus's tokens come first (most frequent
         first), then the teacher's other tokens in vocabulary order, so a cap above the
         corpus's token count also covers words the corpus lacks (each costs a teacher call,
-        about 60 s for BERT's 30,522 on two CPU cores). ``None`` keeps the corpus's tokens.
+        about 60 s for BERT's 30,522 on two CPU cores). Tokens the tokenizer can never emit
+        get no row (:func:`~._students.dead_token_ids`: 1,331 of BERT's). ``None`` keeps the
+        corpus's tokens.
     epochs : int, optional
         Passes over the corpus (default 1 for ``"layers"``, 3 for ``"static"``); 0 returns
         the untrained starting point (the layer copy, or the PCA + SIF token table).
@@ -205,7 +215,7 @@ def distill(
     targets = np.asarray(teacher.embed(texts, progress=progress), dtype=np.float32)
     config: dict[str, Any] = {
         "student": kind, "max_length": teacher_length, "teacher": teacher.fingerprint.to_dict(),
-        "weights_dtype": weights_dtype,
+        "weights_dtype": weights_dtype, "format": FORMAT_VERSION,
         "training": {"texts": len(texts), "epochs": epochs, "loss": loss,
                      "batch_size": batch_size, "lr": float(lr), "max_length": max_length,
                      "random_state": random_state},
@@ -397,6 +407,7 @@ def _static_start(
     from sklearn.decomposition import PCA
 
     special = set(tokenizer.all_special_ids)
+    dead = dead_token_ids(tokenizer)  # rows no text could ever reach
     counts: Counter[int] = Counter()
     for ids in tokenizer(texts, add_special_tokens=False, truncation=True,
                          max_length=max(max_length - 2, 1))["input_ids"]:
@@ -406,13 +417,13 @@ def _static_start(
     order = [i for i, _ in counts.most_common()]
     if vocab_size is not None and vocab_size > len(order):
         seen = set(order)
-        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        order += [i for i, tok in enumerate(vocab) if i not in seen and i not in special
-                  and not (tok.startswith("[") and tok.endswith("]"))]
+        order += [i for i in range(len(tokenizer)) if i not in seen and i not in special
+                  and i not in dead]
     if vocab_size is not None:
         order = order[:vocab_size]
     unk = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else order[0]
-    token_ids = np.asarray([unk] + [i for i in order if i != unk], dtype=np.int64)
+    # the most frequent vocab_size tokens and [UNK], rows in token id order (as saved)
+    token_ids = np.asarray(sorted({unk, *order}), dtype=np.int64)
     if len(token_ids) < dim:
         raise InvalidInputError(
             f"dim: expected at most the number of distinct corpus tokens "
