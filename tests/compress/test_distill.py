@@ -172,6 +172,29 @@ def test_float16_table_is_half_the_size_and_embeds_as_float32_does(
     assert cos.min() > 0.999  # same training, weights rounded to float16 at the end
 
 
+def test_int8_table_is_a_quarter_and_round_trips_exactly(
+    teacher: MiniLM, texts: Any, tmp_path: Path
+) -> None:
+    from safetensors.numpy import load_file
+
+    kw = {"student": "static", "dim": 64, "epochs": 2, "progress": False}
+    q8 = distill(teacher, corpus=texts[0], weights_dtype="int8", **kw)
+    full = distill(teacher, corpus=texts[0], weights_dtype="float32", **kw)
+    folders = {n: s.save(tmp_path / n) for n, s in (("q8", q8), ("full", full))}
+    stored = load_file(folders["q8"] / "weights.safetensors")
+    assert stored["bag.weight"].dtype == np.int8 and stored["bag.scale"].dtype == np.float16
+    assert np.abs(stored["bag.weight"]).max(axis=1).min() == 127  # symmetric, per row
+    rows, cols = stored["bag.weight"].shape
+    sizes = {n: (f / "weights.safetensors").stat().st_size for n, f in folders.items()}
+    assert sizes["full"] - sizes["q8"] == pytest.approx(3 * rows * cols - 2 * rows, abs=256)
+    probe = [*texts[1][:50], ""]
+    v = q8.embed(probe, progress=False)
+    loaded = StudentEmbedder.load(folders["q8"])
+    np.testing.assert_array_equal(loaded.embed(probe, progress=False), v)
+    assert loaded.fingerprint == q8.fingerprint
+    assert np.sum(v * full.embed(probe, progress=False), 1).min() > 0.999
+
+
 @pytest.mark.parametrize(("version", "drop", "table", "ids"), [
     ("1", ("weights_dtype", "format"), np.float32, np.int64),  # before weights_dtype
     ("2", ("format",), np.float16, np.int32),  # before format and token_ranges
@@ -339,7 +362,9 @@ def test_mse_loss_trains_the_norm_too(teacher: MiniLM, texts: Any) -> None:
         ({"lr": 0.0}, InvalidInputError, "lr"),
         ({"max_length": 0}, InvalidInputError, "max_length"),
         ({"vocab_size": 0}, InvalidInputError, "vocab_size"),
-        ({"weights_dtype": "int8"}, InvalidInputError, "weights_dtype"),
+        ({"weights_dtype": "int4"}, InvalidInputError, "weights_dtype: expected one of"),
+        ({"student": "layers", "weights_dtype": "int8"}, InvalidInputError,
+         "weights_dtype: 'int8'.*static"),
     ],
 )
 def test_bad_input_raises(

@@ -138,17 +138,23 @@ class StudentEmbedder(BaseEmbedder):
         from safetensors.torch import save
 
         torch = _torch()
-        # Floating tensors in the stored precision (float16 halves a static table); the
-        # model computes in float32, and its weights were rounded to this by distill().
-        dtype = getattr(torch, self.config.get("weights_dtype", "float32"))
+        # Floating tensors in the stored precision (float16 halves a static table, int8 rows
+        # with a float16 scale quarter it); the model computes in float32, and its weights
+        # were rounded to this by distill().
+        stored = self.config.get("weights_dtype", "float32")
+        dtype = getattr(torch, "float32" if stored == "int8" else stored)
         # int32 ids from format 2 on; a student loaded from a format-1 folder saves as it was
         ids = torch.int64 if self._format() == "1" else torch.int32
         state = {k: _stored(k, v, dtype, ids) for k, v in self.model.state_dict().items()}
+        if stored == "int8":
+            state["bag.weight"], state["bag.scale"] = int8_rows(state["bag.weight"])
         if self._format() not in ("1", "2") and "token_ids" in state:
             # rows by token id; the ids as runs (8 bytes a run) where that is smaller than
             # the list (4 bytes a row): a table of the whole vocabulary has a handful of runs
             order = torch.argsort(state["token_ids"], stable=True)
-            state["bag.weight"] = state["bag.weight"][order].contiguous()
+            for name in ("bag.weight", "bag.scale"):
+                if name in state:
+                    state[name] = state[name][order].contiguous()
             state["token_ids"] = state["token_ids"][order].contiguous()
             runs = id_ranges(state["token_ids"].numpy())
             if 2 * len(runs) < len(order):
@@ -293,6 +299,9 @@ class StudentEmbedder(BaseEmbedder):
         if "token_ranges" in state:
             state["token_ids"] = torch.from_numpy(
                 expand_ranges(state.pop("token_ranges").numpy()))
+        if "bag.scale" in state:  # int8 rows: weight = q * scale, as distill() rounded them
+            scale = state.pop("bag.scale")
+            state["bag.weight"] = state["bag.weight"].to(torch.float32) * scale[:, None]
         tokenizer = AutoTokenizer.from_pretrained(str(files[2]))
         if config.get("student") == "static":
             model = static_bag(state["bag.weight"], state["token_ids"])
@@ -307,6 +316,17 @@ class StudentEmbedder(BaseEmbedder):
             )
         model.load_state_dict(state, strict=True)
         return cls(model, tokenizer, config, path=folder, batch_size=batch_size, cache=cache)
+
+
+def int8_rows(weight: Any) -> tuple[Any, Any]:
+    """Symmetric per-row int8 of the float table `weight`: ``(q int8, scale float16)`` with
+    ``weight ~= q * scale[:, None]``. Applied to its own output it returns the same pair, so
+    a table rounded to it saves and reloads exactly."""
+    torch = _torch()
+    w = weight.detach().to(torch.float32)
+    scale = (w.abs().amax(dim=1) / 127.0).clamp(min=1e-8).to(torch.float16)
+    q = torch.round(w / scale.to(torch.float32)[:, None]).clamp(-127, 127).to(torch.int8)
+    return q.contiguous(), scale.contiguous()
 
 
 def _stored(name: str, tensor: Any, dtype: Any, ids: Any) -> Any:
