@@ -285,6 +285,12 @@ def test_dead_tokens_never_come_out_of_real_text(
     assert len(pruned.get_vocab()) == len(vocab) - len(dead)
     assert pruned(corpus)["input_ids"] == tok(corpus)["input_ids"]
     assert not set(static[1].model.token_ids.tolist()) & dead
+    # a token above every id the student has a row for, and above the pruned vocab's length
+    top = max(i for t, i in vocab.items() if i not in dead and not t.startswith("##"))
+    assert top >= len(pruned) and top > static[1].model.token_ids.max()
+    probe = [f"{tok.convert_ids_to_tokens(top)} and more", "plain words"]
+    np.testing.assert_allclose(StudentEmbedder.load(folder).embed(probe, progress=False),
+                               static[1].embed(probe, progress=False), atol=1e-6, rtol=0)
 
 
 def test_fingerprints_name_the_student_and_differ(

@@ -40,7 +40,7 @@ from ..errors import InvalidInputError, MissingDependencyError, ModelMismatchErr
 __all__ = ["FORMAT_VERSION", "StudentEmbedder", "dead_token_ids", "rebuild_student"]
 
 #: Version of the student folder layout (the fingerprint's ``version``).
-FORMAT_VERSION = "3"  # 3: token_ranges, rows by token id; 2: float16, int32 ids; 1: float32
+FORMAT_VERSION = "3"  # 3: rows by id, token_ranges, int8 tables; 2: float16, int32 ids
 WEIGHTS_FILE = "weights.safetensors"
 CONFIG_FILE = "student.json"
 TOKENIZER_DIR = "tokenizer"
@@ -220,7 +220,11 @@ class StudentEmbedder(BaseEmbedder):
         """
         if self._lookup is None:
             ids = self.model.token_ids.numpy()
-            lookup = np.full(max(len(self.tokenizer), int(ids.max()) + 1), -1, dtype=np.int64)
+            # sized by the largest id the tokenizer emits: a saved static student's vocabulary
+            # lacks the dead entries, so it has fewer entries than its largest id
+            top = max(self.tokenizer.get_vocab().values(), default=0)
+            lookup = np.full(max(len(self.tokenizer), top + 1, int(ids.max()) + 1), -1,
+                             dtype=np.int64)
             lookup[ids] = np.arange(len(ids))
             self._lookup = lookup
             unk = self.tokenizer.unk_token_id
