@@ -427,7 +427,8 @@ def kd_part(args: argparse.Namespace) -> list[str]:
         f"  {len(texts):,} AG News texts, 4 classes, stratified 75/25 split (seed 0); teacher = "
         f"LogisticRegression on fp32 MiniLM ({first['teacher']['features']}); students = a "
         f"linear head on the static student's vectors ({first['student-kd']['features']}), "
-        "200 epochs, the same seed and budget for hard and kd; agree = share of test rows "
+        "200 epochs, weight decay 3 (distill_classifier's defaults), the same seed and "
+        "budget for hard and kd; agree = share of test rows "
         "where the student predicts the teacher's class",
         f"  best: T={best[0]:g} alpha={best[1]:g}: kd {best[2]['student-kd']['accuracy']:.4f} "
         f"vs hard labels only {best[2]['student-hard']['accuracy']:.4f} ({gain:+.4f}); "
