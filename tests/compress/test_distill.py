@@ -257,7 +257,8 @@ def test_dead_tokens_never_come_out_of_real_text(
     dead = dead_token_ids(tok)
     unused = {i for t, i in vocab.items() if t.startswith("[unused")}
     assert unused <= dead and len(unused) == 994
-    assert {vocab[t] for t in ("##|", "##.", "##日")} <= dead  # always split off
+    assert {vocab[t] for t in ("##|", "##.", "##日", "...")} <= dead  # always split off
+    assert len(dead) == 1331  # BERT uncased: 994 [unusedN], 336 such continuations, "..."
     alive = {"play", "##ing", "日", "é" if "é" in vocab else "e", ".", "[UNK]", "[CLS]"}
     assert not {vocab[t] for t in alive} & dead
     from workbench.datasets import python_docs

@@ -366,10 +366,11 @@ def dead_token_ids(tokenizer: Any) -> set[int]:
 
     A word-start token must survive the tokenizer's own normaliser and pre-tokeniser as one
     whole word; a continuation token (``##x``) must stay one word after a letter (``"ax"``).
-    For BERT's uncased vocabulary that drops the 994 ``[unusedN]`` entries and 337
-    continuations of punctuation and CJK characters, which its pre-tokeniser always splits
-    off (a test checks that no such id comes out of tokenizing real text). Special and
-    added tokens are never dead. Other tokenizer kinds (BPE, Unigram) give an empty set.
+    For BERT's uncased vocabulary that finds 1,331: the 994 ``[unusedN]`` entries, 336
+    continuations of punctuation and CJK characters and ``...``, since its pre-tokeniser
+    splits every punctuation mark and CJK character off on its own (a test checks that no
+    such id comes out of tokenizing real text). Special and added tokens are never dead.
+    Other tokenizer kinds (BPE, Unigram) give an empty set.
     """
     backend = getattr(tokenizer, "backend_tokenizer", None)
     model = getattr(backend, "model", None)
