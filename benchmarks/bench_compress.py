@@ -133,7 +133,8 @@ def _model2vec(teacher_path: Path, dim: int, folder: Path) -> tuple[Model2Vec, f
 # ------------------------------------------------------------------------------------ data
 def _data(args: argparse.Namespace) -> dict[str, Any]:
     """Training corpus and the held-out sets (never trained on)."""
-    ag = ag_news()["text"].to_list()
+    news = ag_news()
+    ag = news["text"].to_list()
     rng = np.random.default_rng(0)
     order = rng.permutation(len(ag))
     held_ag = [ag[i] for i in order[: args.held]]
@@ -149,7 +150,7 @@ def _data(args: argparse.Namespace) -> dict[str, Any]:
     # the static student also learns from the training rows' titles and descriptions alone
     parts: list[str] = []
     if args.ag_parts:
-        rows = ag_news()[order[args.held : args.held + args.ag]]
+        rows = news[order[args.held : args.held + args.ag]]
         parts = rows["title"].to_list() + rows["description"].to_list()
     stsb = sts_pairs("stsb", "test")
     sick = sts_pairs("sick", "test")

@@ -217,12 +217,13 @@ def test_an_older_format_student_keeps_its_form_and_fingerprint(
 def test_a_table_of_whole_id_runs_stores_the_runs(static: Any, tmp_path: Path) -> None:
     import copy
 
+    import torch
     from safetensors.numpy import load_file
 
     trained = static[1]
     model = copy.deepcopy(trained.model)
     n = len(model.token_ids)
-    model.token_ids.copy_(torch_arange(1000, n))  # rows for ids 1000 .. 1000 + n - 1
+    model.token_ids.copy_(torch.arange(1000, 1000 + n))  # rows for ids 1000 .. 1000 + n - 1
     dense = StudentEmbedder(model, trained.tokenizer, dict(trained.config))
     folder = dense.save(tmp_path / "dense")
     stored = load_file(folder / "weights.safetensors")
@@ -233,12 +234,6 @@ def test_a_table_of_whole_id_runs_stores_the_runs(static: Any, tmp_path: Path) -
     probe = ["the cat sat", "", "market shares fell"]
     np.testing.assert_allclose(loaded.embed(probe, progress=False),
                                dense.embed(probe, progress=False), atol=1e-6, rtol=0)
-
-
-def torch_arange(start: int, n: int) -> Any:
-    import torch
-
-    return torch.arange(start, start + n)
 
 
 def test_id_runs_round_trip() -> None:

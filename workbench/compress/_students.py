@@ -37,7 +37,8 @@ from numpy.typing import NDArray
 from ..embed.base import BaseEmbedder, Fingerprint
 from ..errors import InvalidInputError, MissingDependencyError, ModelMismatchError
 
-__all__ = ["FORMAT_VERSION", "StudentEmbedder", "dead_token_ids", "rebuild_student"]
+__all__ = ["FORMAT_VERSION", "StudentEmbedder", "computed_state", "dead_token_ids",
+           "rebuild_student", "stored_state", "student_format"]
 
 #: Version of the student folder layout (the fingerprint's ``version``).
 FORMAT_VERSION = "3"  # 3: rows by id, token_ranges, int8 tables; 2: float16, int32 ids
@@ -121,6 +122,7 @@ class StudentEmbedder(BaseEmbedder):
         self.name = f"student-{kind}"
         self._lookup: NDArray[np.int64] | None = None
         self._fallback = 0  # the [UNK] row, set with the lookup
+        self._digest: str | None = None  # SHA-256 of the saved bytes, path-independent
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -137,44 +139,15 @@ class StudentEmbedder(BaseEmbedder):
     def _payload(self) -> tuple[bytes, bytes]:
         from safetensors.torch import save
 
-        torch = _torch()
-        # Floating tensors in the stored precision (float16 halves a static table, int8 rows
-        # with a float16 scale quarter it); the model computes in float32, and its weights
-        # were rounded to this by distill().
-        stored = self.config.get("weights_dtype", "float32")
-        dtype = getattr(torch, "float32" if stored == "int8" else stored)
-        # int32 ids from format 2 on; a student loaded from a format-1 folder saves as it was
-        ids = torch.int64 if self._format() == "1" else torch.int32
-        state = {k: _stored(k, v, dtype, ids) for k, v in self.model.state_dict().items()}
-        if stored == "int8":
-            state["bag.weight"], state["bag.scale"] = int8_rows(state["bag.weight"])
-        if self._format() not in ("1", "2") and "token_ids" in state:
-            # rows by token id; the ids as runs (8 bytes a run) where that is smaller than
-            # the list (4 bytes a row): a table of the whole vocabulary has a handful of runs
-            order = torch.argsort(state["token_ids"], stable=True)
-            for name in ("bag.weight", "bag.scale"):
-                if name in state:
-                    state[name] = state[name][order].contiguous()
-            state["token_ids"] = state["token_ids"][order].contiguous()
-            runs = id_ranges(state["token_ids"].numpy())
-            if 2 * len(runs) < len(order):
-                del state["token_ids"]
-                state["token_ranges"] = torch.from_numpy(runs)
-        weights = save(state, metadata={"format": "pt"})
+        weights = save(stored_state(self.model.state_dict(), self.config),
+                       metadata={"format": "pt"})
         config = json.dumps(self.config, sort_keys=True, indent=1).encode()
         return weights, config
 
-    def _format(self) -> str:
-        # Format 3 records itself; format 2 added weights_dtype to the config, so a student
-        # without either is a format-1 one. Each keeps its form and fingerprint, so stores
-        # made with an older one still reopen with it.
-        if "format" in self.config:
-            return str(self.config["format"])
-        return "2" if "weights_dtype" in self.config else "1"
-
     def _fingerprint(self) -> Fingerprint:
-        weights, config = self._payload()
-        digest = hashlib.sha256(weights + config).hexdigest()
+        if self._digest is None:
+            self._digest = hashlib.sha256(b"".join(self._payload())).hexdigest()
+        digest = self._digest
         teacher = self.config["teacher"]
         kind = self.config["student"]
         short = str(teacher["name"]).rsplit("/", 1)[-1]
@@ -189,7 +162,7 @@ class StudentEmbedder(BaseEmbedder):
             "teacher_weights": teacher["weights_hash"],
         }
         return Fingerprint(
-            name=f"student-{kind}-{what} of {short}", version=self._format(),
+            name=f"student-{kind}-{what} of {short}", version=student_format(self.config),
             dim=int(self.config["dim"]), weights_hash=digest, kind="distilled",
             params=tuple(sorted(params.items())),
         )
@@ -264,6 +237,7 @@ class StudentEmbedder(BaseEmbedder):
             tmp = folder / f".{name}.tmp"
             tmp.write_bytes(data)
             os.replace(tmp, folder / name)
+        self._digest = hashlib.sha256(weights + config).hexdigest()
         self.tokenizer.save_pretrained(str(folder / TOKENIZER_DIR))
         dead = dead_token_ids(self.tokenizer) if self.config["student"] == "static" else set()
         _compact_json(folder / TOKENIZER_DIR / "tokenizer.json", drop=dead)
@@ -283,7 +257,7 @@ class StudentEmbedder(BaseEmbedder):
         InvalidInputError
             `path` is not a student folder.
         """
-        torch = _torch()
+        _torch()  # a clear error when torch is missing
         from safetensors.torch import load
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -296,16 +270,7 @@ class StudentEmbedder(BaseEmbedder):
                 f"{folder} lacks {missing}"
             )
         config = json.loads(files[1].read_text(encoding="utf-8"))
-        # computed in float32 whatever the stored precision; ids as int64 for the lookups
-        state = {k: v.to(torch.float32) if v.is_floating_point()
-                 else v.to(torch.int64) if k == "token_ids" else v
-                 for k, v in load(files[0].read_bytes()).items()}
-        if "token_ranges" in state:
-            state["token_ids"] = torch.from_numpy(
-                expand_ranges(state.pop("token_ranges").numpy()))
-        if "bag.scale" in state:  # int8 rows: weight = q * scale, as distill() rounded them
-            scale = state.pop("bag.scale")
-            state["bag.weight"] = state["bag.weight"].to(torch.float32) * scale[:, None]
+        state = computed_state(load(files[0].read_bytes()))
         tokenizer = AutoTokenizer.from_pretrained(str(files[2]))
         if config.get("student") == "static":
             model = static_bag(state["bag.weight"], state["token_ids"])
@@ -333,13 +298,62 @@ def int8_rows(weight: Any) -> tuple[Any, Any]:
     return q.contiguous(), scale.contiguous()
 
 
-def _stored(name: str, tensor: Any, dtype: Any, ids: Any) -> Any:
-    """`tensor` as saved: floating tensors in `dtype`, the static table's token ids in `ids`."""
-    if tensor.is_floating_point():
-        tensor = tensor.to(dtype)
-    elif name == "token_ids":
-        tensor = tensor.to(ids)
-    return tensor.detach().cpu().contiguous()
+def student_format(config: dict[str, Any]) -> str:
+    """The folder format of a student `config` (the fingerprint's ``version``).
+
+    Format 3 records itself; format 2 added ``weights_dtype`` to the config, so a config with
+    neither is format 1. Each keeps its form and fingerprint, so stores made with an older
+    student still reopen with it.
+    """
+    if "format" in config:
+        return str(config["format"])
+    return "2" if "weights_dtype" in config else "1"
+
+
+def stored_state(state: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The tensors of a student's `state` as its folder (format and precision from `config`)
+    stores them; :func:`computed_state` is the inverse.
+
+    Floating tensors in the stored precision (float16 halves a static table; int8 rows with a
+    float16 ``bag.scale`` quarter it). Token ids as int32 (int64 in format 1). From format 3
+    the table's rows are in token-id order, the ids stored as ``token_ranges`` runs (8 bytes a
+    run) where that is smaller than the list (4 bytes a row): a table of the whole vocabulary
+    has a handful of runs.
+    """
+    torch = _torch()
+    fmt, precision = student_format(config), config.get("weights_dtype", "float32")
+    dtype = getattr(torch, "float32" if precision == "int8" else precision)
+    ids_dtype = torch.int64 if fmt == "1" else torch.int32
+    out = {k: (v.to(dtype) if v.is_floating_point()
+               else v.to(ids_dtype) if k == "token_ids" else v).detach().cpu().contiguous()
+           for k, v in state.items()}
+    if precision == "int8":
+        out["bag.weight"], out["bag.scale"] = int8_rows(out["bag.weight"])
+    if fmt in ("1", "2") or "token_ids" not in out:
+        return out
+    order = torch.argsort(out["token_ids"], stable=True)
+    for name in ("bag.weight", "bag.scale", "token_ids"):
+        if name in out:
+            out[name] = out[name][order].contiguous()
+    runs = id_ranges(out["token_ids"].numpy())
+    if 2 * len(runs) < len(order):
+        del out["token_ids"]
+        out["token_ranges"] = torch.from_numpy(runs)
+    return out
+
+
+def computed_state(stored: dict[str, Any]) -> dict[str, Any]:
+    """The state a student computes with, from its :func:`stored_state`: floating tensors in
+    float32, token ids as int64 (runs expanded), int8 rows times their scale."""
+    torch = _torch()
+    state = {k: v.to(torch.float32) if v.is_floating_point()
+             else v.to(torch.int64) if k == "token_ids" else v for k, v in stored.items()}
+    if "token_ranges" in state:
+        state["token_ids"] = torch.from_numpy(expand_ranges(state.pop("token_ranges").numpy()))
+    if "bag.scale" in state:
+        scale = state.pop("bag.scale")
+        state["bag.weight"] = state["bag.weight"].to(torch.float32) * scale[:, None]
+    return state
 
 
 def id_ranges(ids: NDArray[np.integer]) -> NDArray[np.int32]:

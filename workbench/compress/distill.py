@@ -36,11 +36,12 @@ from ._students import (
     FORMAT_VERSION,
     StudentEmbedder,
     _torch,
+    computed_state,
     dead_token_ids,
-    int8_rows,
     mean_pool,
     rebuild_student,
     static_bag,
+    stored_state,
 )
 
 __all__ = ["StudentEmbedder", "TransformerTeacher", "distill", "rebuild_student"]
@@ -258,13 +259,8 @@ def distill(
                  if len(s)]
     config["history"] = per_epoch
     config["step_history"] = [float(s) for s in steps]
-    with torch.no_grad():  # what save() writes, so a round trip changes nothing
-        if weights_dtype == "int8":
-            q, scale = int8_rows(model.bag.weight)
-            model.bag.weight.copy_(q.to(torch.float32) * scale.to(torch.float32)[:, None])
-        elif weights_dtype != "float32":
-            for p in model.parameters():
-                p.copy_(p.to(getattr(torch, weights_dtype)))
+    with torch.no_grad():  # rounded to what save() writes, so a round trip changes nothing
+        model.load_state_dict(computed_state(stored_state(model.state_dict(), config)))
     result = StudentEmbedder(model, tokenizer, config)
     if out is not None:
         result.save(out)
