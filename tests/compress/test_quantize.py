@@ -95,7 +95,7 @@ def test_scheme_is_close_to_fp32_and_normalised(
 @pytest.mark.parametrize(("scheme", "expected"), [
     ("int8-dynamic", "torch.ao.nn.quantized.dynamic.modules.linear.Linear"),
     ("int8-weight", "Int8Tensor"), ("int4-weight", "Int4OpaqueTensor"),
-    ("onnx-int8", "MatMulInteger"),
+    ("onnx-int8", "QAttention"),
 ])
 def test_linear_layers_are_really_quantized(scheme: str, expected: str, quantized) -> None:  # noqa: ANN001
     layers = quantized(scheme).layers()
@@ -105,8 +105,10 @@ def test_linear_layers_are_really_quantized(scheme: str, expected: str, quantize
     assert expected in kinds, kinds
     if scheme == "int8-dynamic":
         assert "torch.nn.modules.linear.Linear" not in set(main["module"])
-    if scheme == "onnx-int8":
-        assert main.filter(main["module"] == "MatMulInteger").height == 36
+    if scheme == "onnx-int8":  # one row per Linear layer; query, key, value share a node
+        assert main.height == 36 and set(main["weight"]) == {"int8"}
+        assert main.filter(main["module"] == "QAttention").height == 18
+        assert main.filter(main["module"] == "MatMulInteger").height == 18
 
 
 def test_exclude_leaves_those_layers_float(base: wb.embed.MiniLM, reference: np.ndarray) -> None:
@@ -119,6 +121,36 @@ def test_exclude_leaves_those_layers_float(base: wb.embed.MiniLM, reference: np.
     assert q.fingerprint.weights_hash != plain.fingerprint.weights_hash
     cos = np.sum(q.embed(SENTENCES, progress=False) * reference, axis=1).mean()
     assert cos > 0.97
+
+
+def test_onnx_fused_graph_is_the_model_and_exclude_keeps_float(
+    base: wb.embed.MiniLM, reference: np.ndarray, quantized  # noqa: ANN001
+) -> None:
+    import onnxruntime as ort
+
+    q = quantized("onnx-int8")
+    # the fp32 graph built from the weights (cached beside the int8 one) is MiniLM itself
+    fp32 = sorted(q.onnx_path.parent.glob("fp32-*.onnx"), key=lambda f: len(f.name))[0]
+    sess = ort.InferenceSession(str(fp32), providers=["CPUExecutionProvider"])
+    st = base.load()
+    enc = st.tokenizer(SENTENCES, padding=True, truncation=True, return_tensors="np")
+    hidden = sess.run(None, {i.name: enc[i.name].astype(np.int64) for i in sess.get_inputs()})[0]
+    mask = enc["attention_mask"][..., None]
+    vecs = (hidden * mask).sum(1) / mask.sum(1)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    assert np.sum(vecs * reference, axis=1).min() > 0.99999
+    # excluding the query of layer 0 leaves that layer's whole packed attention in float
+    part = quantize_model(base, "onnx-int8",
+                          exclude=["encoder.layer.0.attention.self.query", "encoder.layer.5.**"])
+    layers = part.layers()
+    floats = layers.filter(layers["weight"] == "float32")
+    assert sorted(floats["name"]) == sorted(
+        [f"encoder.layer.0.attention.self.{t}" for t in ("query", "key", "value")]
+        + [n for n in layers["name"] if n.startswith("encoder.layer.5.")])
+    assert set(floats["module"]) == {"Attention", "MatMul"}
+    assert part.fingerprint.digest != q.fingerprint.digest
+    cos = np.sum(part.embed(SENTENCES, progress=False) * reference, axis=1).mean()
+    assert cos > np.sum(q.embed(SENTENCES, progress=False) * reference, axis=1).mean() - 0.002
 
 
 def test_fingerprints_differ_per_variant_and_from_base(base: wb.embed.MiniLM, quantized) -> None:  # noqa: ANN001
@@ -205,7 +237,7 @@ def test_missing_backend_is_a_clear_error(
     monkeypatch.setattr(importlib.util, "find_spec", fake_find)
     with pytest.raises(E.MissingDependencyError, match="pip install torchao"):
         quantize_model(base, "int8-weight")
-    with pytest.raises(E.MissingDependencyError, match="pip install onnx onnxscript onnxruntime"):
+    with pytest.raises(E.MissingDependencyError, match="pip install onnx onnxruntime"):
         quantize_model(base, "onnx-int8")
 
 

@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 import workbench as wb
+from workbench.embed.base import BaseEmbedder, Fingerprint
 from workbench.errors import InvalidInputError
 
 
@@ -100,3 +101,61 @@ def test_minilm_offline_semantics(tmp_path: Path) -> None:
     with pytest.raises(wb.errors.ModelMismatchError, match="all-MiniLM-L6-v2"):
         wb.Store.open(tmp_path / "m", embedder=wb.embed.FromCallable(
             lambda t: np.ones((len(t), 384)), name="other-384", dim=384))
+
+
+class _Counting(BaseEmbedder):
+    """Tokens = words; records each batch it is given."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.seen: list[list[str]] = []
+
+    def _fingerprint(self) -> Fingerprint:
+        return Fingerprint(name="counting", version="0", dim=4, weights_hash="0" * 64)
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        self.seen.append(list(texts))
+        return np.array([[len(t.split()), len(t), 1.0, 0.0] for t in texts], dtype=np.float32)
+
+    def _token_counts(self, texts: list[str]) -> list[int]:
+        return [len(t.split()) for t in texts]
+
+
+def test_token_budget_batches_by_padded_tokens() -> None:
+    rng = np.random.default_rng(0)
+    texts = [" ".join(["w"] * int(n)) + f" {i}" for i, n in enumerate(rng.integers(1, 40, 200))]
+    plain = _Counting(batch_size=16)
+    budget = _Counting(batch_size=16, max_batch_tokens=60)
+    a, b = plain.embed(texts, progress=False), budget.embed(texts, progress=False)
+    np.testing.assert_array_equal(a, b)  # batching changes calls, never which vector goes where
+    assert all(len(batch) <= 16 for batch in plain.seen)
+    seen = [t for batch in budget.seen for t in batch]
+    assert sorted(seen) == sorted(texts)  # each text once
+    counts = [[len(t.split()) for t in batch] for batch in budget.seen]
+    flat = [c for batch in counts for c in batch]
+    assert flat == sorted(flat, reverse=True)  # longest first, so a batch pads to its first
+    for batch in counts:
+        assert len(batch) <= 16 and (len(batch) == 1 or len(batch) * batch[0] <= 60)
+        # greedy: one more text would have broken the budget or the cap
+    assert all(len(b) == 16 or (len(b) + 1) * b[0] > 60 for b in counts[:-1])
+    lone = _Counting(max_batch_tokens=5)  # a text over the budget still goes, alone
+    lone.embed(["one two three four five six seven", "a b", "c"], progress=False)
+    assert [len(b) for b in lone.seen] == [1, 2]
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(InvalidInputError, match="max_batch_tokens"):
+            _Counting(max_batch_tokens=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_minilm_counts_tokens_as_it_embeds() -> None:
+    emb = wb.embed.MiniLM(cache=False)
+    st = emb.load()
+    long = "word " * 400
+    counts = emb._token_counts(["hi", long])
+    assert counts[0] == len(st.tokenizer("hi")["input_ids"]) == 3  # [CLS] hi [SEP]
+    assert counts[1] == st.max_seq_length  # truncated as the model sees it
+    texts = ["A cat sits on the mat.", long, "Stocks fell.", "Open the file with a context "
+             "manager so it is closed even when an exception is raised."]
+    budgeted = emb.embed(texts, progress=False)
+    emb.max_batch_tokens = None
+    np.testing.assert_allclose(budgeted, emb.embed(texts, progress=False), atol=1e-5)

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..embed.base import BaseEmbedder, Fingerprint
+from ..embed.base import TRANSFORMER_BATCH_TOKENS, BaseEmbedder, Fingerprint
 from ..errors import InvalidInputError, MissingDependencyError, ModelMismatchError
 
 __all__ = ["FORMAT_VERSION", "StudentEmbedder", "computed_state", "dead_token_ids",
@@ -93,10 +93,14 @@ class StudentEmbedder(BaseEmbedder):
     path : str, Path or None
         Folder the student was saved to or loaded from (recorded in the fingerprint).
     batch_size : int
-        Texts per forward pass.
+        Texts per forward pass, at most.
     cache : bool, str or Path
         Embedding cache, see :class:`~workbench.embed.base.BaseEmbedder` (off by default:
         students are cheap to run).
+    max_batch_tokens : int or None
+        Padded tokens per forward pass of a layer student, at most (as
+        :class:`~workbench.embed.MiniLM` batches); a static student pads nothing and ignores
+        it.
 
     Attributes
     ----------
@@ -110,11 +114,13 @@ class StudentEmbedder(BaseEmbedder):
         self, model: Any, tokenizer: Any, config: dict[str, Any], *,
         path: str | Path | None = None, batch_size: int | None = None,
         cache: bool | str | Path = False,
+        max_batch_tokens: int | None = TRANSFORMER_BATCH_TOKENS,
     ) -> None:
         kind = config["student"]
         if batch_size is None:
             batch_size = 1024 if kind == "static" else 64
-        super().__init__(batch_size=batch_size, cache=cache)
+        super().__init__(batch_size=batch_size, cache=cache,
+                         max_batch_tokens=None if kind == "static" else max_batch_tokens)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.config = config
@@ -168,6 +174,12 @@ class StudentEmbedder(BaseEmbedder):
         )
 
     # -- embedding --------------------------------------------------------------------------
+
+    def _token_counts(self, texts: list[str]) -> list[int] | None:
+        if self.config["student"] == "static":
+            return None
+        ids = self.tokenizer(texts, truncation=True, max_length=self.config["max_length"])
+        return [len(x) for x in ids["input_ids"]]
 
     def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
         torch = _torch()

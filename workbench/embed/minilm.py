@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..errors import MissingDependencyError
-from .base import BaseEmbedder, Fingerprint
+from .base import TRANSFORMER_BATCH_TOKENS, BaseEmbedder, Fingerprint
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -47,9 +47,13 @@ class MiniLM(BaseEmbedder):
     device : str
         Torch device.
     batch_size : int
-        Texts per forward pass.
+        Texts per forward pass, at most.
     cache : bool, str or Path
         Embedding cache, see :class:`~workbench.embed.base.BaseEmbedder`.
+    max_batch_tokens : int or None
+        Padded tokens per forward pass, at most (texts are sorted by token count first);
+        ``None`` batches by `batch_size` alone. The default keeps attention scores in cache:
+        about 2.5x faster on paragraphs than 64-text batches on 2 cores.
 
     Examples
     --------
@@ -61,9 +65,10 @@ class MiniLM(BaseEmbedder):
     name = "all-MiniLM-L6-v2"
 
     def __init__(
-        self, *, device: str = "cpu", batch_size: int = 64, cache: bool | str | Path = True
+        self, *, device: str = "cpu", batch_size: int = 64, cache: bool | str | Path = True,
+        max_batch_tokens: int | None = TRANSFORMER_BATCH_TOKENS,
     ) -> None:
-        super().__init__(batch_size=batch_size, cache=cache)
+        super().__init__(batch_size=batch_size, cache=cache, max_batch_tokens=max_batch_tokens)
         self.device = device
         self._model: Any = None
 
@@ -94,6 +99,9 @@ class MiniLM(BaseEmbedder):
             self._model = _quietly_load(SentenceTransformer, str(model_path()), self.device)
         return self._model
 
+    def _token_counts(self, texts: list[str]) -> list[int]:
+        return token_counts(self.load(), texts)
+
     def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
         model = self.load()
         vecs = model.encode(
@@ -101,6 +109,13 @@ class MiniLM(BaseEmbedder):
             normalize_embeddings=True, convert_to_numpy=True,
         )
         return np.asarray(vecs, dtype=np.float32)
+
+
+def token_counts(st: Any, texts: list[str]) -> list[int]:
+    """Tokens of each text as a ``SentenceTransformer`` `st` embeds it (truncated)."""
+    ids = st.tokenizer(texts, truncation=True, max_length=int(st.max_seq_length),
+                       add_special_tokens=True)["input_ids"]
+    return [len(x) for x in ids]
 
 
 def _quietly_load(factory: Any, path: str, device: str) -> Any:
