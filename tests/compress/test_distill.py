@@ -280,6 +280,28 @@ def test_dead_tokens_never_come_out_of_real_text(
                                static[1].embed(probe, progress=False), atol=1e-6, rtol=0)
 
 
+def test_static_rows_are_the_tokenizers_ids_in_the_teachers_window(
+    static: Any, texts: Any
+) -> None:
+    student = static[1]
+    tok = student.tokenizer
+    window = student.config["max_length"] - 2  # [CLS] and [SEP] take two of the teacher's
+    corpus = [*texts[0][:200], "", "   ", "\u2603 \u2603", "[unused5]", "word " * 600,
+              "Ünïcödé café 東京 🙂"]
+    rows, offsets = student.encode_static(corpus)
+    assert offsets.shape == (len(corpus),) and offsets[0] == 0
+    assert np.all(np.diff(np.append(offsets, rows.size)) >= 1)  # every text has a row
+    lookup = student._lookup
+    for i, ids in enumerate(tok(corpus, add_special_tokens=False, truncation=True,
+                                max_length=window)["input_ids"]):
+        got = rows[offsets[i]: offsets[i + 1] if i + 1 < len(corpus) else rows.size]
+        want = lookup[np.asarray(ids, dtype=np.int64)] if ids else lookup[:0]
+        want = want[want >= 0]
+        expected = want.tolist() if want.size else [student._fallback]
+        assert got.tolist() == expected, corpus[i][:40]
+    assert len(student._static_ids(["word " * 600])[0]) == window  # truncated
+
+
 def test_fingerprints_name_the_student_and_differ(
     teacher: MiniLM, static: Any, layered: Any
 ) -> None:
