@@ -46,12 +46,19 @@ def interleaved(
     measure: Callable[[Callable[[], T]], tuple[Any, T]] = timed,
 ) -> tuple[dict[str, Any], dict[str, T]]:
     """Best time of each function over `repeats` rounds that run them in turn (so drifting
-    CPU load hits them alike); `measure` is :func:`timed` or :func:`wall_timed`."""
+    CPU load hits them alike); `measure` is :func:`timed` or :func:`wall_timed`.
+
+    Each round starts one function further along, so none always runs right after the same
+    one: a runtime's worker threads keep spinning for a while after its last call (a torch
+    model right after ONNX Runtime ran 4 % slower on 2 cores).
+    """
     best: dict[str, Any] = {}
     outs: dict[str, T] = {}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t, outs[name] = measure(fn)
+    names = list(fns)
+    for r in range(repeats):
+        shift = r % max(len(names), 1)
+        for name in names[shift:] + names[:shift]:
+            t, outs[name] = measure(fns[name])
             best[name] = t if name not in best else min(best[name], t)
     return best, outs
 
