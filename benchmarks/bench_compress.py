@@ -79,11 +79,7 @@ from workbench.compress.compare import _sts  # noqa: E402 - the Spearman compare
 from workbench.compress.quantize import SCHEMES, quantize_model  # noqa: E402
 from workbench.datasets import python_docs  # noqa: E402
 from workbench.embed import MiniLM  # noqa: E402
-from workbench.embed.base import (  # noqa: E402
-    TRANSFORMER_BATCH_TOKENS,
-    BaseEmbedder,
-    Fingerprint,
-)
+from workbench.embed.base import BaseEmbedder, Fingerprint  # noqa: E402
 from workbench.evaldata import ag_news, sts_pairs  # noqa: E402
 
 GOALS = {
@@ -321,8 +317,8 @@ def models_part(args: argparse.Namespace) -> list[str]:
     out.append(f"  x = texts/s / fp32's texts/s in the same rounds (best of {args.repeats}); "
                f"short = {len(data['short'])} STS-B test sentences, long = "
                f"{len(data['long'])} python_docs paragraphs; {args.threads} threads; transformers "
-               f"batch up to 64 texts and {TRANSFORMER_BATCH_TOKENS} padded tokens, static "
-               f"students 1024 texts")
+               f"batch up to {fp32.batch_size} texts and {fp32.max_batch_tokens} padded tokens, "
+               f"static students {students['static'].batch_size} texts")
     out.append(f"  STS-B test {data['stsb'].height} pairs, SICK test {data['sick'].height} "
                "pairs (Spearman of cosine vs score); 10-NN = share of fp32's 10 nearest "
                f"neighbours kept ({len(data['held_ag'])} AG News / {len(data['held_docs'])} "

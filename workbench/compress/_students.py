@@ -36,6 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..embed.base import TRANSFORMER_BATCH_TOKENS, BaseEmbedder, Fingerprint
+from ..embed.minilm import token_counts
 from ..errors import InvalidInputError, MissingDependencyError, ModelMismatchError
 
 __all__ = ["FORMAT_VERSION", "StudentEmbedder", "computed_state", "dead_token_ids",
@@ -180,8 +181,7 @@ class StudentEmbedder(BaseEmbedder):
     def _token_counts(self, texts: list[str]) -> list[int] | None:
         if self.config["student"] == "static":
             return None
-        ids = self.tokenizer(texts, truncation=True, max_length=self.config["max_length"])
-        return [len(x) for x in ids["input_ids"]]
+        return token_counts(self.tokenizer, int(self.config["max_length"]), texts)
 
     def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
         torch = _torch()

@@ -20,7 +20,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
 import re
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -36,6 +35,7 @@ from ..embed.base import BaseEmbedder, Embedder, Fingerprint
 from ..embed.cache import default_cache_dir
 from ..embed.minilm import token_counts
 from ..errors import InvalidInputError, MissingDependencyError, ModelMismatchError
+from ..store._atomic import write_atomic
 
 __all__ = [
     "SCHEMES",
@@ -253,10 +253,10 @@ def quantize_model(
     kw = {"batch_size": getattr(embedder, "batch_size", 64),
           "cache": getattr(embedder, "cache", True),
           "max_batch_tokens": getattr(embedder, "max_batch_tokens", None),
-          "count_tokens": functools.partial(token_counts, st),
+          "count_tokens": functools.partial(token_counts, st.tokenizer, int(st.max_seq_length)),
           "n_params": int(sum(p.numel() for p in st[0].auto_model.parameters()))}
     if scheme == "onnx-int8":
-        path = _onnx_int8(st, base_fp, options)
+        path = _onnx_int8(base_fp, options)
         encode = _onnx_encoder(st, path)
         out = QuantizedEmbedder(base_fingerprint=base_fp, scheme=scheme, options=options,
                                 encode=encode, backend=_backend_version(scheme),
@@ -684,16 +684,17 @@ def _build_fused_bert(model: Any, path: Path) -> None:
         node("Attention", [x, w(f"{a}.qkv.weight", qkv), w(f"{a}.qkv.bias", bias), "lengths"],
              f"{a}.out", a, num_heads=int(cfg.num_attention_heads))
         src = f"{a}.out"
-        for dense, act in ((o, None), (mid, "gelu"), (out, None)):
+        # residual None: the FFN's first half (bias + GELU); else bias + residual + LayerNorm
+        for dense, residual in ((o, x), (mid, None), (out, f"{o}.out")):
             node("MatMul", [src, w(f"{dense}.dense.weight", sd[f"{dense}.dense.weight"].T)],
                  f"{dense}.mm", f"{dense}.dense")
             b = w(f"{dense}.dense.bias", sd[f"{dense}.dense.bias"])
-            if act:
+            if residual is None:
                 node("BiasGelu", [f"{dense}.mm", b], f"{dense}.out", f"{dense}.gelu")
-            else:  # bias + residual (the block's input) + LayerNorm
-                skip = x if dense == o else f"{o}.out"
+            else:
                 node("SkipLayerNormalization",
-                     [f"{dense}.mm", skip, w(f"{dense}.ln.weight", sd[f"{dense}.LayerNorm.weight"]),
+                     [f"{dense}.mm", residual,
+                      w(f"{dense}.ln.weight", sd[f"{dense}.LayerNorm.weight"]),
                       w(f"{dense}.ln.bias", sd[f"{dense}.LayerNorm.bias"]), b],
                      f"{dense}.out", f"{dense}.LayerNorm", epsilon=eps)
             src = f"{dense}.out"
@@ -708,17 +709,11 @@ def _build_fused_bert(model: Any, path: Path) -> None:
     proto = helper.make_model(graph, ir_version=8, opset_imports=[
         helper.make_opsetid("", 17), helper.make_opsetid(ms, 1)])
     onnx.checker.check_model(proto)
-    tmp = _atomic_target(path)
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, path)
-
-
-def _atomic_target(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write_atomic(path, lambda tmp: onnx.save(proto, str(tmp)))
 
 
-def _onnx_int8(st: Any, base_fp: Fingerprint, options: dict[str, Any]) -> Path:
+def _onnx_int8(base_fp: Fingerprint, options: dict[str, Any]) -> Path:
     """Build and quantize the graph in a fresh interpreter; both files are cached per base model.
 
     The child imports torch, onnx and onnxruntime before workbench: usearch's compiled module,
@@ -788,14 +783,12 @@ def _quantize_onnx(src: Path, path: Path, options: dict[str, Any], n_layers: int
     floats = [n for n, ms in nodes.items() if not set(ms) <= keep]
     if len(floats) == len(nodes):
         raise InvalidInputError("exclude: every linear layer is excluded, nothing to quantize")
-    tmp = _atomic_target(path)
     with _quiet():
         # DefaultTensorType: the contrib operators' outputs have no inferred type
-        quantize_dynamic(src, tmp, per_channel=options["per_channel"],
-                         weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Attention"],
-                         nodes_to_exclude=floats,
-                         extra_options={"DefaultTensorType": TensorProto.FLOAT})
-    os.replace(tmp, path)
+        write_atomic(path, lambda tmp: quantize_dynamic(
+            src, tmp, per_channel=options["per_channel"], weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Attention"], nodes_to_exclude=floats,
+            extra_options={"DefaultTensorType": TensorProto.FLOAT}))
 
 
 def _onnx_encoder(st: Any, path: Path) -> Callable[[list[str]], NDArray[np.float32]]:

@@ -13,7 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
-from .._validation import check_texts, check_vectors
+from .._validation import check_positive_int, check_texts, check_vectors
 from ..errors import InvalidInputError
 from .cache import EmbeddingCache, default_cache_dir
 
@@ -128,12 +128,9 @@ class BaseEmbedder:
 
     def __init__(self, *, batch_size: int = 64, cache: bool | str | Path = False,
                  max_batch_tokens: int | None = None) -> None:
-        for arg, value in (("batch_size", batch_size), ("max_batch_tokens", max_batch_tokens)):
-            ok = isinstance(value, int | np.integer) and not isinstance(value, bool)
-            if value is not None and (not ok or value < 1):
-                raise InvalidInputError(f"{arg}: expected a positive int, got {value!r}")
-        self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
+        self.batch_size = check_positive_int(batch_size, name="batch_size")
+        self.max_batch_tokens = None if max_batch_tokens is None else check_positive_int(
+            max_batch_tokens, name="max_batch_tokens")
         self.cache = cache
         self._cache: EmbeddingCache | None = None
         self._fp: Fingerprint | None = None
@@ -169,15 +166,14 @@ class BaseEmbedder:
         first (longest) one, and at most `batch_size`; otherwise `batch_size` texts ordered
         by characters.
         """
-        counts = self._token_counts(texts) if self.max_batch_tokens is not None and texts \
-            else None
-        if counts is None:
+        budget = self.max_batch_tokens
+        counts = None if budget is None or not texts else self._token_counts(texts)
+        if budget is None or counts is None:
             ordered = sorted(texts, key=len, reverse=True)
             for start in range(0, len(ordered), self.batch_size):
                 yield ordered[start : start + self.batch_size]
             return
         order = sorted(range(len(texts)), key=lambda i: (-counts[i], -len(texts[i])))
-        budget = int(self.max_batch_tokens or 0)
         start = 0
         while start < len(order):
             n = max(1, min(self.batch_size, budget // max(counts[order[start]], 1)))

@@ -100,7 +100,8 @@ class MiniLM(BaseEmbedder):
         return self._model
 
     def _token_counts(self, texts: list[str]) -> list[int]:
-        return token_counts(self.load(), texts)
+        st = self.load()
+        return token_counts(st.tokenizer, int(st.max_seq_length), texts)
 
     def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
         model = self.load()
@@ -111,10 +112,9 @@ class MiniLM(BaseEmbedder):
         return np.asarray(vecs, dtype=np.float32)
 
 
-def token_counts(st: Any, texts: list[str]) -> list[int]:
-    """Tokens of each text as a ``SentenceTransformer`` `st` embeds it (truncated)."""
-    ids = st.tokenizer(texts, truncation=True, max_length=int(st.max_seq_length),
-                       add_special_tokens=True)["input_ids"]
+def token_counts(tokenizer: Any, max_length: int, texts: list[str]) -> list[int]:
+    """Tokens of each text as a transformer sees it (special tokens included, truncated)."""
+    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
     return [len(x) for x in ids]
 
 
