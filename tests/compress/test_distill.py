@@ -299,7 +299,7 @@ def test_static_rows_are_the_tokenizers_ids_in_the_teachers_window(
         want = want[want >= 0]
         expected = want.tolist() if want.size else [student._fallback]
         assert got.tolist() == expected, corpus[i][:40]
-    assert len(student._static_ids(["word " * 600])[0]) == window  # truncated
+    assert len(student.tokens()(["word " * 600])[0]) == window  # truncated
 
 
 def test_fingerprints_name_the_student_and_differ(

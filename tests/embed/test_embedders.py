@@ -104,21 +104,24 @@ def test_minilm_offline_semantics(tmp_path: Path) -> None:
 
 
 class _Counting(BaseEmbedder):
-    """Tokens = words; records each batch it is given."""
+    """Tokens = words (ids from a growing vocabulary); records each batch it is given."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.seen: list[list[str]] = []
+        self.vocab: dict[str, int] = {}
 
     def _fingerprint(self) -> Fingerprint:
         return Fingerprint(name="counting", version="0", dim=4, weights_hash="0" * 64)
 
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        self.seen.append(list(texts))
-        return np.array([[len(t.split()), len(t), 1.0, 0.0] for t in texts], dtype=np.float32)
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        return [[self.vocab.setdefault(w, len(self.vocab)) for w in t.split()] for t in texts]
 
-    def _token_counts(self, texts: list[str]) -> list[int]:
-        return [len(t.split()) for t in texts]
+    def _embed_ids(self, ids: list[list[int]]) -> np.ndarray:
+        words = {i: w for w, i in self.vocab.items()}
+        texts = [" ".join(words[i] for i in row) for row in ids]
+        self.seen.append(texts)
+        return np.array([[len(t.split()), len(t), 1.0, 0.0] for t in texts], dtype=np.float32)
 
 
 def test_token_budget_batches_by_padded_tokens() -> None:
@@ -151,11 +154,14 @@ def test_minilm_counts_tokens_as_it_embeds() -> None:
     emb = wb.embed.MiniLM(cache=False)
     st = emb.load()
     long = "word " * 400
-    counts = emb._token_counts(["hi", long])
-    assert counts[0] == len(st.tokenizer("hi")["input_ids"]) == 3  # [CLS] hi [SEP]
-    assert counts[1] == st.max_seq_length  # truncated as the model sees it
+    ids = emb._token_ids(["hi", long])
+    assert ids[0] == st.tokenizer("hi")["input_ids"] and len(ids[0]) == 3  # [CLS] hi [SEP]
+    assert len(ids[1]) == st.max_seq_length  # truncated as the model sees it
     texts = ["A cat sits on the mat.", long, "Stocks fell.", "Open the file with a context "
              "manager so it is closed even when an exception is raised."]
     budgeted = emb.embed(texts, progress=False)
     emb.max_batch_tokens = None
     np.testing.assert_allclose(budgeted, emb.embed(texts, progress=False), atol=1e-5)
+    # ids tokenized once and padded by us give the vectors sentence-transformers gives
+    ref = st.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    np.testing.assert_allclose(budgeted, ref, atol=1e-5)

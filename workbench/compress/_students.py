@@ -36,7 +36,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ..embed.base import TRANSFORMER_BATCH_TOKENS, BaseEmbedder, Fingerprint
-from ..embed.minilm import token_counts
+from ..embed.tokens import TokenIds
 from ..errors import InvalidInputError, MissingDependencyError, ModelMismatchError
 
 __all__ = ["FORMAT_VERSION", "StudentEmbedder", "computed_state", "dead_token_ids",
@@ -130,7 +130,7 @@ class StudentEmbedder(BaseEmbedder):
         self.name = f"student-{kind}"
         self._lookup: NDArray[np.int64] | None = None
         self._fallback = 0  # the [UNK] row, set with the lookup
-        self._fast: Any = None  # the static student's own Rust tokenizer, made on first use
+        self._ids: TokenIds | None = None  # the tokenizer as token ids, made on first use
         self._digest: str | None = None  # SHA-256 of the saved bytes, path-independent
 
     # -- identity ---------------------------------------------------------------------------
@@ -178,24 +178,32 @@ class StudentEmbedder(BaseEmbedder):
 
     # -- embedding --------------------------------------------------------------------------
 
-    def _token_counts(self, texts: list[str]) -> list[int] | None:
-        if self.config["student"] == "static":
-            return None
-        return token_counts(self.tokenizer, int(self.config["max_length"]), texts)
+    def tokens(self) -> TokenIds:
+        """The teacher's tokenizer as token ids, truncated to the teacher's window (a static
+        student's without the special tokens, which it has no rows for)."""
+        if self._ids is None:
+            self._ids = TokenIds(self.tokenizer, int(self.config["max_length"]),
+                                 special_tokens=self.config["student"] != "static")
+        return self._ids
+
+    def _token_ids(self, texts: list[str]) -> list[list[int]] | None:
+        return None if self.config["student"] == "static" else self.tokens()(texts)
+
+    def _embed_ids(self, ids: list[list[int]]) -> NDArray[np.float32]:
+        torch = _torch()
+        input_ids, mask = (torch.from_numpy(a) for a in self.tokens().pad(ids))
+        with torch.inference_mode():
+            hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            vecs = torch.nn.functional.normalize(mean_pool(hidden, mask), dim=-1)
+        return vecs.numpy().astype(np.float32, copy=False)
 
     def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
+        if self.config["student"] != "static":
+            return super()._embed_batch(texts)
         torch = _torch()
+        rows, offsets = self.encode_static(texts)
         with torch.inference_mode():
-            if self.config["student"] == "static":
-                rows, offsets = self.encode_static(texts)
-                vecs = self.model(torch.from_numpy(rows), torch.from_numpy(offsets))
-            else:
-                enc = self.tokenizer(
-                    texts, padding=True, truncation=True, max_length=self.config["max_length"],
-                    return_tensors="pt",
-                )
-                hidden = self.model(**enc).last_hidden_state
-                vecs = mean_pool(hidden, enc["attention_mask"])
+            vecs = self.model(torch.from_numpy(rows), torch.from_numpy(offsets))
             vecs = torch.nn.functional.normalize(vecs, dim=-1)
         return vecs.numpy().astype(np.float32, copy=False)
 
@@ -217,7 +225,7 @@ class StudentEmbedder(BaseEmbedder):
             unk = self.tokenizer.unk_token_id
             self._fallback = int(lookup[unk]) if unk is not None and lookup[unk] >= 0 else 0
         texts = list(texts)
-        ids = self._static_ids(texts)
+        ids = self.tokens()(texts)
         lens = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         rows = self._lookup[np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64,
                                         count=int(lens.sum()))]
@@ -232,24 +240,6 @@ class StudentEmbedder(BaseEmbedder):
         out[fallback] = self._fallback
         out[~fallback] = rows[keep]  # both in text order
         return out, offsets
-
-    def _static_ids(self, texts: list[str]) -> list[list[int]]:
-        """Token ids of `texts` without special tokens, truncated to the teacher's window.
-
-        The teacher sees at most ``max_length`` tokens with [CLS] and [SEP]. A private copy
-        of the Rust tokenizer (truncation set once, no padding) and ``encode_batch_fast`` (no
-        character offsets) tokenize 1.5x faster than the transformers wrapper; tokenizing is
-        most of a static student's time.
-        """
-        if self._fast is None:
-            from tokenizers import Tokenizer
-
-            fast = Tokenizer.from_str(self.tokenizer.backend_tokenizer.to_str())
-            fast.no_padding()
-            fast.enable_truncation(max(int(self.config["max_length"]) - 2, 1))
-            self._fast = fast
-        encode = getattr(self._fast, "encode_batch_fast", self._fast.encode_batch)
-        return [e.ids for e in encode(texts, add_special_tokens=False)]
 
     # -- persistence ------------------------------------------------------------------------
 

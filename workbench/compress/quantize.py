@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import hashlib
 import json
 import logging
@@ -33,7 +32,8 @@ from numpy.typing import NDArray
 from .._validation import check_texts
 from ..embed.base import BaseEmbedder, Embedder, Fingerprint
 from ..embed.cache import default_cache_dir
-from ..embed.minilm import token_counts
+from ..embed.minilm import sentence_vectors
+from ..embed.tokens import TokenIds
 from ..errors import InvalidInputError, MissingDependencyError, ModelMismatchError
 from ..store._atomic import write_atomic
 
@@ -94,14 +94,13 @@ class QuantizedEmbedder(BaseEmbedder):
 
     def __init__(
         self, *, base_fingerprint: Fingerprint, scheme: str, options: dict[str, Any],
-        encode: Callable[[list[str]], NDArray[np.float32]], backend: str,
-        module: Any = None, onnx_path: Path | None = None, n_params: int | None = None,
-        batch_size: int = 64, cache: bool | str | Path = True,
+        tokens: TokenIds, forward: Callable[[NDArray[np.int64], NDArray[np.int64]], Any],
+        backend: str, module: Any = None, onnx_path: Path | None = None,
+        n_params: int | None = None, batch_size: int = 64, cache: bool | str | Path = True,
         max_batch_tokens: int | None = None,
-        count_tokens: Callable[[list[str]], list[int]] | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, cache=cache, max_batch_tokens=max_batch_tokens)
-        self._count_tokens = count_tokens
+        self.tokens = tokens
         self.base_fingerprint = base_fingerprint
         self.scheme = scheme
         self.options = options
@@ -111,7 +110,7 @@ class QuantizedEmbedder(BaseEmbedder):
         self.calibration_cosine_: float | None = None
         #: Parameters of the float model (quantization packs them; their count is unchanged).
         self.n_params: int | None = n_params
-        self._encode = encode
+        self._forward = forward
         self.name = f"{base_fingerprint.name.rsplit('/', 1)[-1]}+{scheme}"
 
     def _fingerprint(self) -> Fingerprint:
@@ -127,11 +126,11 @@ class QuantizedEmbedder(BaseEmbedder):
             }.items())),
         )
 
-    def _token_counts(self, texts: list[str]) -> list[int] | None:
-        return None if self._count_tokens is None else self._count_tokens(texts)
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        return self.tokens(texts)
 
-    def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
-        return _normalise(self._encode(texts))
+    def _embed_ids(self, ids: list[list[int]]) -> NDArray[np.float32]:
+        return _normalise(self._forward(*self.tokens.pad(ids)))
 
     @property
     def nbytes(self) -> int | None:
@@ -253,18 +252,17 @@ def quantize_model(
     kw = {"batch_size": getattr(embedder, "batch_size", 64),
           "cache": getattr(embedder, "cache", True),
           "max_batch_tokens": getattr(embedder, "max_batch_tokens", None),
-          "count_tokens": functools.partial(token_counts, st.tokenizer, int(st.max_seq_length)),
+          "tokens": TokenIds(st.tokenizer, int(st.max_seq_length)),
           "n_params": int(sum(p.numel() for p in st[0].auto_model.parameters()))}
     if scheme == "onnx-int8":
         path = _onnx_int8(base_fp, options)
-        encode = _onnx_encoder(st, path)
         out = QuantizedEmbedder(base_fingerprint=base_fp, scheme=scheme, options=options,
-                                encode=encode, backend=_backend_version(scheme),
+                                forward=_onnx_forward(path), backend=_backend_version(scheme),
                                 onnx_path=path, **kw)
     else:
         qst = _torch_quantized(st, scheme, options)
         out = QuantizedEmbedder(base_fingerprint=base_fp, scheme=scheme, options=options,
-                                encode=_torch_encoder(qst), backend=_backend_version(scheme),
+                                forward=_torch_forward(qst), backend=_backend_version(scheme),
                                 module=qst[0].auto_model, **kw)
     if calibration is not None:
         texts = check_texts(calibration)
@@ -582,16 +580,12 @@ def _verify_torch(model: Any, chosen: list[str], scheme: str) -> None:
         )
 
 
-def _torch_encoder(qst: Any) -> Callable[[list[str]], NDArray[np.float32]]:
-    import torch
+def _torch_forward(qst: Any) -> Callable[[NDArray[np.int64], NDArray[np.int64]], Any]:
+    def forward(input_ids: NDArray[np.int64], attention_mask: NDArray[np.int64]) -> Any:
+        with _quiet():
+            return sentence_vectors(qst, input_ids, attention_mask)
 
-    def encode(texts: list[str]) -> NDArray[np.float32]:
-        with _quiet(), torch.inference_mode():
-            out = qst.encode(texts, batch_size=len(texts), show_progress_bar=False,
-                             convert_to_tensor=True)
-        return out.float().cpu().numpy()
-
-    return encode
+    return forward
 
 
 # --- ONNX Runtime ------------------------------------------------------------------------------
@@ -791,7 +785,7 @@ def _quantize_onnx(src: Path, path: Path, options: dict[str, Any], n_layers: int
             extra_options={"DefaultTensorType": TensorProto.FLOAT}))
 
 
-def _onnx_encoder(st: Any, path: Path) -> Callable[[list[str]], NDArray[np.float32]]:
+def _onnx_forward(path: Path) -> Callable[[NDArray[np.int64], NDArray[np.int64]], Any]:
     import onnxruntime as ort
     import torch
 
@@ -799,17 +793,16 @@ def _onnx_encoder(st: Any, path: Path) -> Callable[[list[str]], NDArray[np.float
     so.intra_op_num_threads = torch.get_num_threads()
     so.inter_op_num_threads = 1
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    inputs = [i.name for i in sess.get_inputs()]
-    tok, max_len = st.tokenizer, int(st.max_seq_length)
 
-    def encode(texts: list[str]) -> NDArray[np.float32]:
-        enc = tok(texts, padding=True, truncation=True, max_length=max_len, return_tensors="np")
-        hidden = sess.run(None, {n: enc[n].astype(np.int64) for n in inputs})[0]
-        mask = enc["attention_mask"][..., None].astype(np.float32)
+    def forward(input_ids: NDArray[np.int64], attention_mask: NDArray[np.int64]) -> Any:
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask,
+                 "token_type_ids": np.zeros_like(input_ids)}
+        hidden = sess.run(None, feeds)[0]
+        mask = attention_mask[..., None].astype(np.float32)
         # Mean pooling over real tokens, as the model's sentence-transformers Pooling does.
         return (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)
 
-    return encode
+    return forward
 
 
 # --- alternatives tried and dropped, for quantization_support() -----------------------------

