@@ -316,7 +316,8 @@ def models_part(args: argparse.Namespace) -> list[str]:
     out.append("")
     out.append(f"  x = texts/s / fp32's texts/s in the same rounds (best of {args.repeats}); "
                f"short = {len(data['short'])} STS-B test sentences, long = "
-               f"{len(data['long'])} python_docs paragraphs; {args.threads} threads; transformers "
+               f"{len(data['long'])} python_docs paragraphs; {args.threads} threads (torch, ONNX "
+               f"Runtime, tokenizers); texts tokenized once (Rust); transformers "
                f"batch up to {fp32.batch_size} texts and {fp32.max_batch_tokens} padded tokens, "
                f"static students {students['static'].batch_size} texts")
     out.append(f"  STS-B test {data['stsb'].height} pairs, SICK test {data['sick'].height} "
@@ -535,6 +536,10 @@ def main() -> None:
         args.held, args.held_docs, args.short, args.long = 300, 150, 128, 32
         args.layer_texts, args.repeats, args.queries = 400, 1, 200
         args.cache = str(Path(args.cache) / "quick")
+    # The Rust tokenizers get --threads threads too, as torch and ONNX Runtime do (their own
+    # default; the Makefile turns it off for the tests, which fork). Read at each call.
+    os.environ["TOKENIZERS_PARALLELISM"] = "true" if args.threads > 1 else "false"
+    os.environ["RAYON_NUM_THREADS"] = str(args.threads)
     t0 = time.perf_counter()
     with contextlib.suppress(Exception):
         import torch

@@ -5,8 +5,9 @@ each text once: the ids give the token counts that size the batches
 (:class:`~workbench.embed.base.BaseEmbedder` with ``max_batch_tokens``) and are then padded
 into the model's input. Tokenizing twice with the transformers wrapper (once to count, once
 to pad) cost about 8 % of a 3-layer student's time on short sentences; a private copy of the
-Rust tokenizer with truncation set once and ``encode_batch_fast`` (no character offsets) is
-six times faster than the wrapper.
+Rust tokenizer with truncation set once and ``encode_batch_fast`` (no character offsets)
+tokenizes 512 STS-B sentences in 8 ms where the wrapper took 50 ms (128 paragraphs: 9 ms
+against 12 ms; 2 cores, one tokenizer thread).
 """
 
 from __future__ import annotations
