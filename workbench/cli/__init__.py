@@ -1,4 +1,5 @@
-"""The workbench command: ingest files, search, cluster or deduplicate a store, run the demo.
+"""The workbench command: ingest files; search, cluster, deduplicate, drift-test or compress a
+store; run the demo.
 
 Progress bars go to stderr and results to stdout. Bad input (a missing file or column, an unknown
 store, a --where expression that does not parse) ends with one line "workbench: error: <message>"
@@ -26,7 +27,7 @@ from ._common import (
     _positive_int,
 )
 from .demo import demo, info, notebooks
-from .jobs import cluster, dedup, drift, ingest, search
+from .jobs import cluster, compress, dedup, drift, ingest, search
 
 __all__ = ["build_parser", "main"]
 
@@ -203,6 +204,46 @@ def build_parser() -> argparse.ArgumentParser:
                    help="text column for keywords and examples (default: 'text' if present)")
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed of the permutations and classifiers (default: %(default)s)")
+    _add_progress(p)
+
+    p = _subcommand(sub, "compress", compress,
+                    help="vector dtypes and dimension cuts, or smaller models, against a store",
+                    epilog="examples:\n  workbench compress --store data/stores/demo "
+                           "--out reports/dtypes.parquet\n"
+                           "  workbench compress --store data/stores/demo --models "
+                           "onnx-int8,bf16 --student students/static --out models.csv")
+    p.add_argument("--store", required=True, metavar="PATH", help="store folder")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="table to write: .parquet, .csv or .json")
+    p.add_argument("--models", metavar="LIST",
+                   help="compare these quantized copies of the store's model instead of "
+                        "vector dtypes: comma-separated schemes among bf16, int8-dynamic, "
+                        "int8-weight, int4-weight, onnx-int8")
+    p.add_argument("--student", action="append", metavar="DIR",
+                   help="a saved distilled student to compare too (repeatable)")
+    p.add_argument("--dtypes", default="f32,f16,bf16,i8,b1", metavar="LIST",
+                   help="index dtypes (default: %(default)s)")
+    p.add_argument("--dims", default="full,256,128,64", metavar="LIST",
+                   help="dimensions, 'full' for the store's; cuts by PCA and by truncation "
+                        "(default: %(default)s)")
+    p.add_argument("-k", type=_positive_int, default=10, metavar="N",
+                   help="neighbours per query or text (default: %(default)s)")
+    p.add_argument("--queries", type=_positive_int, default=1000, metavar="N",
+                   help="stored rows searched as queries (default: %(default)s)")
+    p.add_argument("--texts", type=_positive_int, default=1000, metavar="N",
+                   help="stored texts each model embeds, a seeded sample (default: "
+                        "%(default)s)")
+    p.add_argument("--text", metavar="COL",
+                   help="text column for the models (default: 'text', else the first string "
+                        "column)")
+    p.add_argument("--sts", choices=("stsb", "sick", "none"), default="stsb",
+                   help="scored sentence pairs for sts_spearman, from the evaluation data "
+                        "when present (default: %(default)s)")
+    p.add_argument("--no-drift", action="store_true",
+                   help="skip the planted-drift comparison of the models (the slowest part)")
+    p.add_argument("--where", metavar="EXPR", help="only the rows matching this SQL filter")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the samples, PCA and k-means (default: %(default)s)")
     _add_progress(p)
 
     p = _subcommand(sub, "demo", demo,

@@ -459,3 +459,154 @@ def drift(args: argparse.Namespace) -> int:
           + (f": {', '.join(str(f) for f in flagged)}" if flagged else ""))
     print(f"wrote {out}" + (f" and {args.json}" if args.json is not None else ""))
     return EXIT_DRIFT if flagged else 0
+
+
+# --------------------------------------------------------------------------------- compress
+#: ``workbench compress --out`` writers, by file suffix.
+WRITERS = {".parquet": "write_parquet", ".csv": "write_csv", ".json": "write_json"}
+
+
+def _split(value: str, *, option: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise InvalidInputError(f"{option}: expected a comma-separated list, got {value!r}")
+    return items
+
+
+def _dims(value: str) -> list[int | None]:
+    out: list[int | None] = []
+    for item in _split(value, option="--dims"):
+        if item.lower() in ("full", "none"):
+            out.append(None)
+            continue
+        try:
+            d = int(item)
+        except ValueError:
+            d = 0
+        if d < 1:
+            raise InvalidInputError(
+                f"--dims: expected positive integers or 'full', e.g. full,256,64; got {item!r}")
+        out.append(d)
+    return out
+
+
+def _variants(args: argparse.Namespace, teacher: Any) -> dict[str, Any]:
+    """The quantized copies (--models) and saved students (--student) to compare."""
+    from ..compress import SCHEMES, StudentEmbedder, quantize_model
+
+    schemes = [] if args.models is None else _split(args.models, option="--models")
+    unknown = [s for s in schemes if s not in SCHEMES]
+    if unknown:
+        raise InvalidInputError(f"--models: expected schemes among {list(SCHEMES)}, got "
+                                f"{unknown}")
+    if teacher is None:
+        raise InvalidInputError("--models/--student: the store has no embedding model to "
+                                "compare against (its vectors were added without one)")
+    variants: dict[str, Any] = {}
+    for folder in args.student or []:
+        student = StudentEmbedder.load(folder)
+        if student.config["teacher"]["weights_hash"] != teacher.fingerprint.weights_hash:
+            print(f"workbench: warning: --student {folder}: distilled from "
+                  f"{student.config['teacher']['name']}, not from the store's model "
+                  f"{teacher.fingerprint.name}", file=sys.stderr)
+        variants[f"{student.fingerprint.name} ({Path(folder).name})"] = student
+    for scheme in schemes:
+        variants[scheme] = quantize_model(teacher, scheme)
+    return variants
+
+
+def _sts(name: str) -> pl.DataFrame | None:
+    from ..evaldata import EvalDataMissingError, sts_pairs
+
+    if name == "none":
+        return None
+    try:
+        return sts_pairs(name, "test")
+    except EvalDataMissingError as exc:
+        print(f"workbench: warning: --sts {name}: {_fit(exc, 200)}; sts_spearman left out",
+              file=sys.stderr)
+        return None
+
+
+def compress(args: argparse.Namespace) -> int:
+    """Measure what compression costs on a store, print the table and write it to --out.
+
+    Without --models or --student: workbench.compare_vector_dtypes over the store's vectors:
+    for each index dtype (f32, f16, bf16, i8, b1) x dimension cut (PCA fitted on the store, or
+    plain truncation) x rescoring with the full-precision vectors, the bytes per vector, index
+    memory, build time, queries per second and recall@k against exact float32 search, and
+    which reduction keeps more recall at each cut. With them: workbench.compare_models of each
+    quantized copy of the store's model (--models, e.g. onnx-int8,bf16) and each saved
+    distilled student (--student DIR) against the store's model on a seeded sample of its
+    texts: size, texts/s, mean cosine, neighbours kept, k-means cluster agreement,
+    near-duplicate pair agreement, drift-flag agreement on a planted stream and, where the
+    evaluation data is found, STS Spearman. The file is Parquet, CSV or JSON by its suffix.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``workbench compress``.
+
+    Returns
+    -------
+    int
+        The exit status, 0.
+
+    Raises
+    ------
+    NotAStoreError
+        --store is not a store.
+    InvalidInputError
+        An --out suffix other than .parquet/.csv/.json, an unknown dtype or scheme, bad
+        --dims, a --where that does not parse, --models on a store without a model, a
+        scheme this machine cannot run (UnsupportedSchemeError names what is missing).
+    MissingColumnError
+        --text or --where names a missing column.
+    """
+    from ..compress import best_reduction, compare_models, compare_vector_dtypes
+    from ..store import Store
+
+    out = Path(args.out)
+    writer = WRITERS.get(out.suffix.lower())
+    if writer is None:
+        raise InvalidInputError(f"--out: expected a .parquet, .csv or .json file, got "
+                                f"{out.name!r}")
+    where = _where(args.where)
+    models = args.models is not None or bool(args.student)
+    with Store.open(args.store, readonly=True) as store:
+        if not models:
+            table = compare_vector_dtypes(
+                store, dtypes=_split(args.dtypes, option="--dtypes"), dims=_dims(args.dims),
+                k=args.k, queries=args.queries, where=where, random_state=args.seed,
+                progress=args.progress)
+            cut = table["reduce"].drop_nulls().n_unique() > 1
+            extra = best_reduction(table, by=("dtype",)) if cut else None
+            what = f"{table.height} index configurations of {len(store):,} rows"
+        else:
+            schema = store.scan().collect_schema()
+            text = _text_column(schema, args.text, what="the store")
+            if text is None:
+                raise MissingColumnError("--text: the store has no text column to embed; "
+                                         f"columns are {schema.names()}")
+            variants = _variants(args, store.embedder)
+            lf = store.scan() if where is None else store.scan().filter(where)
+            texts = lf.select(text).collect()[text].drop_nulls()
+            texts = texts.sample(min(args.texts, texts.len()), seed=args.seed, shuffle=True)
+            table = compare_models(store.embedder, variants, corpus=texts.to_list(),
+                                   sts=_sts(args.sts), k=args.k, drift=not args.no_drift,
+                                   random_state=args.seed, progress=args.progress)
+            extra = None
+            what = f"{len(variants)} models against {store.embedder.fingerprint.name} on " \
+                   f"{texts.len():,} stored texts"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    getattr(table, writer)(out)
+    shown = table.drop([c for c in ("note", "name_full") if c in table.columns])
+    with pl.Config(tbl_rows=200, tbl_cols=-1, tbl_width_chars=200,
+                   tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
+                   float_precision=4, fmt_str_lengths=40):
+        print(shown)
+        if extra is not None:
+            print("PCA or truncation at each cut (best_reduction):")
+            print(extra)
+    print(f"wrote {out} ({what}: {', '.join(table.columns)})")
+    return 0
