@@ -98,7 +98,7 @@ def distill(
     batch_size: int | None = None,
     lr: float | None = None,
     max_length: int | None = None,
-    weights_dtype: Literal["float32", "float16"] | None = None,
+    weights_dtype: Literal["float32", "float16", "int8"] | None = None,
     random_state: int = 0,
     progress: bool = True,
     out: str | Path | None = None,
