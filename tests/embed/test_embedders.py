@@ -7,6 +7,7 @@ import polars as pl
 import pytest
 
 import workbench as wb
+from workbench.embed import base as base_module
 from workbench.embed.base import BaseEmbedder, Fingerprint
 from workbench.errors import InvalidInputError
 
@@ -110,11 +111,13 @@ class _Counting(BaseEmbedder):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.seen: list[list[str]] = []
         self.vocab: dict[str, int] = {}
+        self.tokenized: list[int] = []  # texts per _token_ids call
 
     def _fingerprint(self) -> Fingerprint:
         return Fingerprint(name="counting", version="0", dim=4, weights_hash="0" * 64)
 
     def _token_ids(self, texts: list[str]) -> list[list[int]]:
+        self.tokenized.append(len(texts))
         return [[self.vocab.setdefault(w, len(self.vocab)) for w in t.split()] for t in texts]
 
     def _embed_ids(self, ids: list[list[int]]) -> np.ndarray:
@@ -147,6 +150,23 @@ def test_token_budget_batches_by_padded_tokens() -> None:
     for bad in (0, -3, 2.5, True):
         with pytest.raises(InvalidInputError, match="max_batch_tokens"):
             _Counting(max_batch_tokens=bad)  # type: ignore[arg-type]
+
+
+def test_texts_are_tokenized_and_sorted_a_chunk_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    texts = [" ".join(["w"] * (i % 17 + 1)) + f" {i}" for i in range(230)]
+    whole = _Counting(batch_size=8, max_batch_tokens=40).embed(texts, progress=False)
+    monkeypatch.setattr(base_module, "TOKENIZE_CHUNK", 50)
+    chunked = _Counting(batch_size=8, max_batch_tokens=40)
+    np.testing.assert_array_equal(chunked.embed(texts, progress=False), whole)
+    assert chunked.tokenized == [50, 50, 50, 50, 30]  # never more ids held than a chunk's
+    seen = [t for batch in chunked.seen for t in batch]
+    assert sorted(seen) == sorted(texts)
+    for lo in range(0, 230, 50):  # each chunk's texts come out together, longest first
+        part = [len(t.split()) for t in seen[lo : lo + 50]]
+        assert part == sorted(part, reverse=True)
+        assert {t for t in seen[lo : lo + 50]} == set(texts[lo : lo + 50])
 
 
 @pytest.mark.slow

@@ -103,6 +103,10 @@ class Embedder(Protocol):
 #: 4096, against 609 and 70 with plain 64-text batches (score tensors of 64 x 12 x 256 x 256
 #: floats, 200 MB a layer, do not stay in cache). ONNX int8 peaked at 512 to 1024.
 TRANSFORMER_BATCH_TOKENS = 1024
+#: Texts sorted into batches at a time (and tokenized at a time, for embedders that count
+#: tokens): within 16,384 texts, lengths sort almost as well as over all of them, and the
+#: token ids held stay bounded however many texts one ``embed`` call gets.
+TOKENIZE_CHUNK = 16_384
 
 
 class BaseEmbedder:
@@ -173,8 +177,14 @@ class BaseEmbedder:
         Similar lengths waste less padding (2-3x faster on paragraphs than arrival order).
         With token ids a batch is as many texts as fit `max_batch_tokens` padded to its
         first (longest) one, and at most `batch_size`; otherwise `batch_size` texts ordered
-        by characters, and the ids are ``None``.
+        by characters, and the ids are ``None``. Texts are sorted and tokenized
+        :data:`TOKENIZE_CHUNK` at a time, which bounds the ids held in memory.
         """
+        for start in range(0, len(texts), TOKENIZE_CHUNK):
+            yield from self._chunk_batches(texts[start : start + TOKENIZE_CHUNK])
+
+    def _chunk_batches(self, texts: list[str]
+                       ) -> Iterator[tuple[list[str], list[list[int]] | None]]:
         ids = self._token_ids(texts) if texts else None
         if ids is None:
             ordered = sorted(texts, key=len, reverse=True)
