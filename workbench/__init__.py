@@ -68,6 +68,7 @@ __all__ = [
     "rename_clusters",
     "widgets",
     "compress",
+    "distributed",
     "compare_models",
     "compare_vector_dtypes",
     "distill",
@@ -83,7 +84,7 @@ _COMPRESS = ("compare_models", "compare_vector_dtypes", "distill", "distill_clas
 def __getattr__(name: str) -> Any:
     # The widgets import ipywidgets and the library; load them only when asked for, so that
     # the library itself never depends on its views.
-    if name in ("widgets", "compress"):
+    if name in ("widgets", "compress", "distributed"):
         return importlib.import_module(f".{name}", __name__)
     if name in _COMPRESS:
         return getattr(importlib.import_module(".compress", __name__), name)

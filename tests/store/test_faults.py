@@ -22,7 +22,7 @@ import pytest
 
 import workbench as wb
 from workbench.errors import StoreWriteError
-from workbench.store import _atomic
+from workbench import _atomic
 from workbench.store.manifest import MANIFEST_RE, list_generations, manifest_path, read_manifest
 
 DIM = 8

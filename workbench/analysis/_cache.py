@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..store._atomic import write_atomic, write_npy_atomic
+from .._atomic import write_atomic, write_npy_atomic
 
 #: Bump when the meaning of a cached array changes, so stale entries stop matching.
 CACHE_VERSION = 1

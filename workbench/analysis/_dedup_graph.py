@@ -20,8 +20,8 @@ import polars as pl
 from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
+from .._atomic import write_atomic
 from ..errors import InvalidInputError
-from ..store._atomic import write_atomic
 from ..store._read import _rescore_factor, knn
 from ..store._search import _isin_sorted
 from ..store._snapshot import Snapshot, with_search_breadth

@@ -18,7 +18,7 @@ from the recall target.
 
 Not a library: faiss' ``IndexLSH`` compares codes by brute force (quadratic), datasketch's LSH is
 for MinHash signatures of sets, FALCONN is unmaintained; the banding here is a matrix product, a
-sort per band and a compiled loop over the buckets (``store._kernels.band_topk``).
+sort per band and a compiled loop over the buckets (``workbench._kernels.band_topk``).
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def self_join(x: NDArray[np.float32], lsh: LshPlan, k: int, *, progress: bool
     Returns positions (n, k) (``-1`` empty), similarities (n, k) (``-inf`` empty) and the
     (n, bands) codes (kept for incremental runs).
     """
-    from ..store._kernels import band_topk
+    from .._kernels import band_topk
 
     n = x.shape[0]
     nbr = np.full((n, k), -1, dtype=np.int64)

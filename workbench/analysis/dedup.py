@@ -243,7 +243,7 @@ def _positions(s: Snapshot, keys: NDArray[np.uint64]) -> tuple[NDArray[np.uint32
 def _exact_cosine(s: Snapshot, a: NDArray[np.uint64], b: NDArray[np.uint64],
                   ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
     """Full-precision cosine of key pairs, and whether the two vectors are identical."""
-    from ..store._kernels import pair_dots
+    from .._kernels import pair_dots
 
     out = np.empty(a.size, dtype=np.float32)
     same = np.zeros(a.size, dtype=bool)

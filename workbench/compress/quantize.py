@@ -29,13 +29,13 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from .._atomic import write_atomic
 from .._validation import check_texts
 from ..embed.base import BaseEmbedder, Embedder, Fingerprint
 from ..embed.cache import default_cache_dir
 from ..embed.minilm import sentence_vectors
 from ..embed.tokens import TokenIds
 from ..errors import InvalidInputError, MissingDependencyError, ModelMismatchError
-from ..store._atomic import write_atomic
 
 __all__ = [
     "SCHEMES",

@@ -18,9 +18,9 @@ from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 from usearch.index import Index
 
+from .._kernels import gather_dots
 from .._validation import DTYPES, check_choice, check_positive_int
 from ..errors import EmptyInputError, InvalidInputError, MissingColumnError
-from ..store._kernels import gather_dots
 from ..store._read import B1_RESCORE, DEFAULT_RESCORE
 from ..store._search import exact_topk
 from ..store.segment import build_index, index_form, to_index_form

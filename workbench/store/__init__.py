@@ -4,5 +4,15 @@ from __future__ import annotations
 
 from .manifest import FileEntry, Manifest, SegmentEntry
 from .store import KEEP_GENERATIONS, Store
+from .view import ROW_COLUMNS, SegmentView, StoreView
 
-__all__ = ["KEEP_GENERATIONS", "FileEntry", "Manifest", "SegmentEntry", "Store"]
+__all__ = [
+    "KEEP_GENERATIONS",
+    "ROW_COLUMNS",
+    "FileEntry",
+    "Manifest",
+    "SegmentEntry",
+    "SegmentView",
+    "Store",
+    "StoreView",
+]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from ._kernels import gather_dots
+from .._kernels import gather_dots
 from .segment import LoadedSegment, to_index_form
 
 # Bound the (queries x rows) distance block to ~256 MB of float32.

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._atomic import crc32_bytes, crc32_file, write_bytes_atomic
 from .._validation import DTYPES, METRICS
 from ..errors import CorruptStoreError, NotAStoreError
-from ._atomic import crc32_bytes, crc32_file, write_bytes_atomic
 
 FORMAT = "workbench-store"
 FORMAT_VERSION = 1

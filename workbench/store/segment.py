@@ -19,8 +19,8 @@ from numpy.typing import NDArray
 from tqdm.auto import tqdm
 from usearch.index import Index
 
+from .._atomic import write_atomic, write_npy_atomic
 from ..errors import CorruptStoreError
-from ._atomic import write_atomic, write_npy_atomic
 from .manifest import FileEntry, SegmentEntry
 
 # usearch spawns its own threads per call; chunks this large keep both cores busy while letting

@@ -7,14 +7,16 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from .._atomic import write_error
 from .._validation import (
     DTYPES,
     METRICS,
@@ -26,14 +28,15 @@ from ..embed import Embedder, Fingerprint, from_fingerprint
 from ..errors import (
     CorruptStoreError,
     DimensionMismatchError,
+    DuplicateIdError,
     InvalidInputError,
     ModelMismatchError,
     ReadOnlyStoreError,
     StoreWriteError,
 )
-from ._atomic import write_error
 from ._lock import WriterLock
 from ._read import ReadMixin
+from ._schema import evolve
 from ._snapshot import Snapshot, load_segments
 from ._write import WriteMixin, _fingerprint_of, _same
 from .manifest import (
@@ -47,7 +50,10 @@ from .manifest import (
     verify_files,
     write_manifest,
 )
-from .segment import LoadedSegment, load_segment, write_tombstones
+from .segment import LoadedSegment, load_segment, read_meta, write_tombstones
+
+if TYPE_CHECKING:
+    from .view import StoreView
 
 #: Generations whose files survive garbage collection (so an earlier one can still be opened).
 KEEP_GENERATIONS = 3
@@ -380,6 +386,97 @@ class Store(ReadMixin, WriteMixin):
             f"dtype={self.dtype!r}, generation={self.generation}, segments="
             f"{len(self._snap().manifest.segments)}, model={_describe(self.model)!r}, {mode})"
         )
+
+    # ------------------------------------------------------------------ public segment API
+    def view(self) -> StoreView:
+        """The generation this handle sees, read-only.
+
+        A :class:`~workbench.store.view.StoreView` (segments, live rows, per-segment search);
+        it never changes under the caller.
+        """
+        from .view import StoreView
+
+        return StoreView(self._snap(), self.path)
+
+    @property
+    def layout(self) -> dict[str, Any]:
+        """What a worker needs to write segments for this store.
+
+        For :func:`workbench.store.segment.write_segment`: ``dim``, ``metric``, ``dtype``,
+        ``params`` (the index parameters), ``segments_dir`` (a path), ``model`` (fingerprint
+        dict or None) and ``next_key`` (the first key not yet used).
+        """
+        m = self._snap().manifest
+        return {"dim": m.dim, "metric": m.metric, "dtype": m.dtype,
+                "params": dict(m.index_params), "segments_dir": str(self.path / SEGMENTS_DIR),
+                "model": None if m.model is None else dict(m.model), "next_key": m.next_key}
+
+    def commit_segments(self, entries: Sequence[SegmentEntry], *,
+                        next_key: int | None = None) -> int:
+        """Commit segments written elsewhere (another process or node) in one commit.
+
+        Each segment's files must lie in this store's ``segments/`` folder, written with
+        :func:`workbench.store.segment.write_segment` using :attr:`layout`, with keys that no
+        live or committed row uses. Their sizes and CRC-32s are checked, their metadata must fit
+        the store's schema, and their ids must be new; otherwise nothing is committed and the
+        store stays as it was (the files are then left for the next writer open to collect).
+
+        Parameters
+        ----------
+        entries : sequence of SegmentEntry
+            What :func:`~workbench.store.segment.write_segment` returned for each segment.
+        next_key : int, optional
+            The first key the writers did not use (at least one past each segment's last
+            key, which is the default).
+
+        Returns
+        -------
+        int
+            The generation committed (the current one when `entries` is empty).
+
+        Raises
+        ------
+        CorruptStoreError
+            A file is missing, of another size or fails its checksum.
+        DuplicateIdError
+            An id is already live or appears in two of the segments.
+        InvalidInputError
+            Keys already used, or metadata whose types conflict with the store's.
+        """
+        self._check_writable()
+        entries = list(entries)
+        if not entries:
+            return self.generation
+        for e in entries:
+            if not isinstance(e, SegmentEntry):
+                raise InvalidInputError(
+                    f"entries: expected SegmentEntry objects, got {type(e).__name__}")
+        with self.transaction():
+            s = self._snap()
+            m = s.manifest
+            probe = replace(m, segments=tuple(entries))
+            verify_files(self.path, probe, checksums=True)
+            seg_dir = self.path / SEGMENTS_DIR
+            metas = [read_meta(seg_dir, e) for e in entries]
+            keys = np.concatenate([f.get_column("key").to_numpy() for f in metas])
+            ids = pl.concat([f.select("id") for f in metas]).get_column("id")
+            taken = np.concatenate([s.live_keys, *(seg.tombstones for seg in s.segs.values())])
+            if np.unique(keys).size != keys.size or np.isin(keys, taken).any():
+                raise InvalidInputError(
+                    "entries: keys repeat across the segments or are already used by the "
+                    "store; take them from Store.layout['next_key'] on")
+            dup = ids.filter(ids.is_duplicated() | ids.is_in(s.live.get_column("id").implode()))
+            if dup.len():
+                raise DuplicateIdError(
+                    f"id: expected new ids, {dup.n_unique()} are already in the store or in two "
+                    f"segments ({', '.join(repr(i) for i in dup.unique().to_list()[:5])})")
+            schema = s.schema
+            for f in metas:
+                schema = evolve(schema, f, existing=s.live)
+            top = max(int(keys.max()) + 1, m.next_key, 0 if next_key is None else int(next_key))
+            for e in entries:
+                self._stage_segment(e, next_key=top)
+        return self.generation
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

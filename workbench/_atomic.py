@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import StoreWriteError
+from .errors import StoreWriteError
 
 CHUNK = 1 << 22
 
