@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -19,10 +20,24 @@ ray = pytest.importorskip("ray")
 RAY_TIMEOUT = 240
 
 
-def _ray_processes() -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,comm"], capture_output=True, text=True).stdout
-    return [line for line in out.splitlines()
-            if line.split()[-1:] and line.split()[-1] in ("raylet", "gcs_server")]
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped) is gone for our purposes
+    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True,
+                           text=True).stdout.strip()
+    return bool(state) and not state.startswith("Z")
+
+
+def _session_pids() -> dict[str, list[int]]:
+    """Processes of the cluster this process started (other sessions' clusters not counted)."""
+    node = ray._private.worker._global_node
+    if node is None:
+        return {}
+    return {kind: [p.process.pid for p in procs if p.process is not None]
+            for kind, procs in node.all_processes.items()}
 
 
 @pytest.fixture(scope="session")
@@ -30,11 +45,16 @@ def ray_cluster() -> Iterator[dict]:
     """The session's local cluster: 2 CPUs, small object store, no dashboard, loopback."""
     import workbench.distributed as wd
 
-    before = _ray_processes()
     info = wd.connect(num_cpus=2)
+    pids = _session_pids()
     yield info
     ray.shutdown()
-    left = [p for p in _ray_processes() if p not in before]
+    deadline = time.monotonic() + 10
+    left = pids
+    while left and time.monotonic() < deadline:
+        left = {k: [p for p in v if _alive(p)] for k, v in pids.items()}
+        left = {k: v for k, v in left.items() if v}
+        time.sleep(0.2)
     assert not left, f"Ray processes left behind: {left}"
 
 

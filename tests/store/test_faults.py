@@ -21,8 +21,8 @@ import polars as pl
 import pytest
 
 import workbench as wb
-from workbench.errors import StoreWriteError
 from workbench import _atomic
+from workbench.errors import StoreWriteError
 from workbench.store.manifest import MANIFEST_RE, list_generations, manifest_path, read_manifest
 
 DIM = 8

@@ -22,13 +22,12 @@ from tqdm.auto import tqdm
 
 from .._atomic import write_atomic
 from ..errors import InvalidInputError
-from ..store._read import _rescore_factor, knn
-from ..store._search import _isin_sorted
-from ..store._snapshot import Snapshot, with_search_breadth
+from ..store.view import isin_sorted, rescore_factor
 from ._cache import ArrayCache
 
 if TYPE_CHECKING:
-    from ..store import Store
+    from ..store.manifest import Manifest
+    from ..store.view import SegmentView, StoreView
 
 #: Queries per batch of the self-join: large enough for usearch to spread over the cores,
 #: small enough that one batch's results (batch x (k + 1) keys and distances) stay small.
@@ -79,10 +78,9 @@ def _digest(*parts: Any) -> str:
     return h.hexdigest()
 
 
-def family(store: Store, *, k: int, expansion: int, where: Any, lsh: bool = False) -> str:
+def family(m: Manifest, *, k: int, expansion: int, where: Any, lsh: bool = False) -> str:
     """What the graph's neighbours depend on besides the keys: one run log per value. An LSH
     graph depends on the vectors only (not the index); its floor is kept beside it."""
-    m = store._manifest
     if lsh:
         return _digest(GRAPH_VERSION, "lsh", k, m.dim, m.model,
                        None if where is None else str(where))
@@ -92,7 +90,7 @@ def family(store: Store, *, k: int, expansion: int, where: Any, lsh: bool = Fals
 
 
 def _self_join(
-    root: Path, s: Snapshot, rows: pl.DataFrame, allowed: pl.DataFrame | None, k: int, *,
+    view: StoreView, rows: pl.DataFrame, allowed: pl.DataFrame | None, k: int, *,
     expansion: int, progress: bool,
 ) -> tuple[NDArray[np.uint64], NDArray[np.float32], dict[str, int]]:
     """Neighbour lists (k, self excluded) of `rows` (live rows with _seg/_row) within
@@ -104,29 +102,27 @@ def _self_join(
     20k x 384 missed at ef 24, 2 at ef 64). Such rows are searched again at 4x and 16x the
     breadth, and exactly if still unreached.
     """
-    from ..store._read import _gather
-
     n = rows.height
     nbr = np.zeros((n, k), dtype=np.uint64)
     sim = np.full((n, k), -np.inf, dtype=np.float32)
     stats = {"deeper": 0, "exact": 0, "unreached": 0}
     if n == 0:
         return nbr, sim, stats
-    pool = s.live.height if allowed is None else allowed.height
+    pool = len(view) if allowed is None else allowed.height
     kk = min(k + 1, pool)
-    factor = _rescore_factor(None, s.manifest.dtype)
+    factor = rescore_factor(None, view.dtype)
     qkeys = rows.get_column("key").to_numpy()
-    views = {expansion: with_search_breadth(root, s, expansion)}
+    views = {expansion: view.with_search_breadth(expansion)}
 
     def search(idx: NDArray[np.int64], breadth: int | None) -> NDArray[np.bool_]:
         """Search rows `idx`; store their lists; True where the row reached itself."""
-        q = _gather(s, rows[idx])
+        q = view.vectors(rows[idx])
         if breadth is None:
-            keys, dist = knn(s, q, kk, allowed=allowed, exact=True)
+            keys, dist = view.knn(q, kk, allowed=allowed, exact=True)
         else:
             if breadth not in views:
-                views[breadth] = with_search_breadth(root, s, breadth)
-            keys, dist = knn(views[breadth], q, kk, allowed=allowed, rescore_factor=factor)
+                views[breadth] = view.with_search_breadth(breadth)
+            keys, dist = views[breadth].knn(q, kk, allowed=allowed, rescore=factor)
         own = keys == qkeys[idx, None]
         reached = own.any(axis=1) | (dist[:, :1] <= 1e-6).any(axis=1)
         d = np.where(own, np.inf, dist)
@@ -151,7 +147,7 @@ def _self_join(
     stats["unreached"] = max(0, int(todo.size) - cap)
     todo = todo[:cap]
     stats["deeper"] = int(todo.size)
-    rows_total = s.live.height
+    rows_total = len(view)
     for breadth in (expansion * 4, expansion * 16):
         if not todo.size or breadth >= rows_total:
             break
@@ -226,8 +222,7 @@ class GraphCache:
 
 
 def build_graph(
-    store: Store,
-    s: Snapshot,
+    view: StoreView,
     selection: pl.DataFrame,
     *,
     where: Any,
@@ -248,14 +243,14 @@ def build_graph(
     A cached LSH graph whose floor is at most `lsh_accept` (the threshold) is used as it is.
     """
     if lsh_floor is not None:
-        return _build_lsh(store, s, selection, where=where, k=k, cache=cache,
+        return _build_lsh(view, selection, where=where, k=k, cache=cache,
                           since_generation=since_generation, only_new=only_new,
                           progress=progress, floor=lsh_floor,
                           accept=lsh_floor if lsh_accept is None else lsh_accept)
     keys = selection.get_column("key").to_numpy()
-    fam = family(store, k=k, expansion=expansion, where=where)
+    fam = family(view.manifest, k=k, expansion=expansion, where=where)
     name = _digest(fam, keys)
-    generation = s.manifest.generation
+    generation = view.generation
     hit = cache.load(name)
     if hit is not None and np.array_equal(hit[0], keys):
         cache.record(fam, generation, name)
@@ -271,20 +266,20 @@ def build_graph(
         else:
             note = "no earlier dedup run recorded: kNN graph searched in full"
     if base is None:
-        nbr, sim, stats = _self_join(store.path, s, selection, allowed, k,
+        nbr, sim, stats = _self_join(view, selection, allowed, k,
                                      expansion=expansion, progress=progress)
         graph = KnnGraph(keys=keys, nbr=nbr, sim=sim, generation=generation,
                          searched=keys.size, cached=False, **stats)
     else:
         base_gen, old_keys, old_nbr, old_sim = base
-        keep = _isin_sorted(old_keys, keys)
+        keep = isin_sorted(old_keys, keys)
         old_keys, old_nbr, old_sim = old_keys[keep], old_nbr[keep], old_sim[keep]
         # edges to rows deleted (or filtered out) since: dropped, not refilled
-        gone = ~_isin_sorted(old_nbr, keys) & np.isfinite(old_sim)
+        gone = ~isin_sorted(old_nbr, keys) & np.isfinite(old_sim)
         old_sim = np.where(gone, -np.inf, old_sim).astype(np.float32)
-        new_mask = ~_isin_sorted(keys, old_keys)
+        new_mask = ~isin_sorted(keys, old_keys)
         new_rows = selection.filter(pl.Series(new_mask))
-        nbr, sim, stats = _self_join(store.path, s, new_rows, allowed, k,
+        nbr, sim, stats = _self_join(view, new_rows, allowed, k,
                                      expansion=expansion, progress=progress)
         all_keys = np.concatenate([old_keys, keys[new_mask]])
         order = np.argsort(all_keys, kind="stable")
@@ -344,7 +339,7 @@ def _lsh_meta(cache: GraphCache, name: str) -> tuple[dict[str, float | int],
 
 
 def _build_lsh(
-    store: Store, s: Snapshot, selection: pl.DataFrame, *, where: Any, k: int,
+    view: StoreView, selection: pl.DataFrame, *, where: Any, k: int,
     cache: GraphCache, since_generation: int | None, only_new: bool, progress: bool,
     floor: float, accept: float,
 ) -> tuple[KnnGraph, str]:
@@ -353,9 +348,9 @@ def _build_lsh(
     from . import _dedup_lsh as lsh
 
     keys = selection.get_column("key").to_numpy()
-    fam = family(store, k=k, expansion=0, where=where, lsh=True)
+    fam = family(view.manifest, k=k, expansion=0, where=where, lsh=True)
     name = _digest(fam, keys)
-    generation = s.manifest.generation
+    generation = view.generation
     hit = cache.load(name)
     meta = _lsh_meta(cache, name) if hit is not None else None
     if (hit is not None and meta is not None and np.array_equal(hit[0], keys)
@@ -378,7 +373,7 @@ def _build_lsh(
         else:
             note = "no earlier LSH dedup run at this floor: LSH over all rows"
     if base is None:
-        x = lsh.unit_vectors(s, selection)
+        x = lsh.unit_vectors(view, selection)
         p = lsh.plan(x, floor)
         pos, sim, codes = lsh.self_join(x, p, k, progress=progress)
         del x
@@ -388,21 +383,19 @@ def _build_lsh(
     else:
         base_gen, (old_keys, old_nbr, old_sim), (pdict, old_codes) = base
         p = lsh.LshPlan(**pdict)  # type: ignore[arg-type]
-        keep = _isin_sorted(old_keys, keys)
+        keep = isin_sorted(old_keys, keys)
         if not keep.all():  # rows deleted (or filtered out) since: drop them and their edges
             old_keys, old_nbr, old_sim = old_keys[keep], old_nbr[keep], old_sim[keep]
             old_codes = old_codes[keep]
-            gone = ~_isin_sorted(old_nbr, keys) & np.isfinite(old_sim)
+            gone = ~isin_sorted(old_nbr, keys) & np.isfinite(old_sim)
             old_sim = np.where(gone, -np.inf, old_sim).astype(np.float32)
-        new_mask = ~_isin_sorted(keys, old_keys)
+        new_mask = ~isin_sorted(keys, old_keys)
         new_rows = selection.filter(pl.Series(new_mask))
         new_keys = keys[new_mask]
-        x = lsh.unit_vectors(s, new_rows)
+        x = lsh.unit_vectors(view, new_rows)
         pos, nsim, new_codes = lsh.self_join(x, p, k, progress=progress)
         qa, qb = lsh.probe_old(new_codes, old_codes)
-        from .dedup import _exact_cosine
-
-        cos, _ = _exact_cosine(s, new_keys[qa], old_keys[qb])
+        cos, _ = exact_cosine(view, new_keys[qa], old_keys[qb])
         nn = pos >= 0
         rows_of = np.broadcast_to(np.arange(x.shape[0])[:, None], pos.shape)
         edges = pl.concat([
@@ -451,3 +444,33 @@ def candidate_pairs(graph: KnnGraph, floor: float) -> tuple[NDArray[np.uint64],
          .group_by("a", "b").agg(pl.col("s").max()).sort("a", "b"))
     return (f.get_column("a").to_numpy(), f.get_column("b").to_numpy(),
             f.get_column("s").to_numpy())
+
+
+def exact_cosine(view: StoreView, a: NDArray[np.uint64], b: NDArray[np.uint64],
+                 ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
+    """Full-precision cosine of key pairs, and whether the two vectors are identical."""
+    from .._kernels import pair_dots
+
+    out = np.empty(a.size, dtype=np.float32)
+    same = np.zeros(a.size, dtype=bool)
+    if a.size == 0:
+        return out, same
+    seg_a, row_a = view.positions(a)
+    seg_b, row_b = view.positions(b)
+    combo = seg_a.astype(np.int64) * (len(view.manifest.segments) + 1) + seg_b
+    for c in np.unique(combo).tolist():
+        m = np.flatnonzero(combo == c)
+        sa, sb = view.segment(int(seg_a[m[0]])), view.segment(int(seg_b[m[0]]))
+        dots, eq = pair_dots(sa.vectors, row_a[m], sb.vectors, row_b[m])
+        norms = _norms_of(sa, row_a[m]) * _norms_of(sb, row_b[m])
+        out[m] = np.clip(dots / np.maximum(norms, 1e-30), -1.0, 1.0)
+        same[m] = eq
+    return out, same
+
+
+def _norms_of(seg: SegmentView, rows: NDArray[np.int64]) -> NDArray[np.float32]:
+    """L2 norms of `rows` of a segment: a few rows without a pass over its file."""
+    if rows.size * 8 >= seg.rows:
+        return seg.norms()[rows]
+    uniq, inv = np.unique(rows, return_inverse=True)
+    return np.linalg.norm(seg.vectors[uniq], axis=1).astype(np.float32)[inv]

@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from tqdm.auto import tqdm
 
 if TYPE_CHECKING:
-    from ..store._snapshot import Snapshot
+    from ..store.view import StoreView
 
 #: Per-pair probability that a pair at the floor cosine collides in at least one band.
 RECALL = 0.999
@@ -114,14 +114,27 @@ def _pairs_in(sorted_codes: NDArray[np.uint64]) -> int:
     return int((sizes * (sizes - 1) // 2).sum())
 
 
+def probe_codes(x: NDArray[np.float32]) -> NDArray[np.uint64]:
+    """The 64-bit probe band's keys of `x` (unit rows): what :func:`plan` measures the data
+    with. Row by row, so the rows may be hashed in parts (segment by segment) and concatenated.
+    """
+    probe = np.random.default_rng([SEED, x.shape[1], 64]).standard_normal(
+        (x.shape[1], 64), dtype=np.float32)
+    return _codes(x, probe, 64)[:, 0].astype(np.uint64)
+
+
 def plan(x: NDArray[np.float32], floor: float, *, recall: float = RECALL) -> LshPlan:
     """Choose bits per band and bands for `x` (unit rows) so that a pair at cosine `floor`
     collides with probability >= `recall` at the lowest estimated cost."""
-    n = x.shape[0]
-    probe = np.random.default_rng([SEED, x.shape[1], 64]).standard_normal(
-        (x.shape[1], 64), dtype=np.float32)
+    return plan_from_probe(probe_codes(x), floor, recall=recall)
+
+
+def plan_from_probe(probe: NDArray[np.uint64], floor: float, *, recall: float = RECALL
+                    ) -> LshPlan:
+    """:func:`plan` from the rows' probe keys (:func:`probe_codes`, in any row order)."""
+    n = probe.shape[0]
     # one probe band of 64 bits: the pairs sharing a b-bit prefix, for every b at once
-    full = np.sort(_codes(x, probe, 64)[:, 0].astype(np.uint64))
+    full = np.sort(probe)
     best: tuple[float, int, int, int] | None = None
     for bits in range(4, 65):
         pairs = _pairs_in(full >> np.uint64(64 - bits)) if bits < 64 else _pairs_in(full)
@@ -140,12 +153,10 @@ def plan(x: NDArray[np.float32], floor: float, *, recall: float = RECALL) -> Lsh
                    recall=collision_recall(floor, bits, bands), probe_pairs=pairs)
 
 
-def unit_vectors(s: Snapshot, rows: pl.DataFrame) -> NDArray[np.float32]:
-    """Full-precision vectors of `rows` (live rows with _seg/_row), scaled to unit length."""
-    from ..store._read import iter_unit_vectors
-
-    out = np.empty((rows.height, s.manifest.dim), dtype=np.float32)
-    for lo, x in iter_unit_vectors(s, rows, CHUNK):
+def unit_vectors(view: StoreView, rows: pl.DataFrame) -> NDArray[np.float32]:
+    """Full-precision vectors of `rows` (rows of `view` with ROW_COLUMNS), at unit length."""
+    out = np.empty((rows.height, view.dim), dtype=np.float32)
+    for lo, x in view.unit_vectors(rows, chunk=CHUNK):
         out[lo:lo + x.shape[0]] = x
     return out
 
@@ -157,24 +168,38 @@ def self_join(x: NDArray[np.float32], lsh: LshPlan, k: int, *, progress: bool
     Returns positions (n, k) (``-1`` empty), similarities (n, k) (``-inf`` empty) and the
     (n, bands) codes (kept for incremental runs).
     """
-    from .._kernels import band_topk
-
     n = x.shape[0]
     nbr = np.full((n, k), -1, dtype=np.int64)
     sim = np.full((n, k), -np.inf, dtype=np.float32)
     codes = _codes(x, lsh.hyperplanes(x.shape[1]), lsh.bits)
+    every = np.arange(n, dtype=np.int64)
     for band in tqdm(range(lsh.bands), desc="dedup LSH bands", unit="band",
                      disable=not progress):
-        col = codes[:, band]
-        order = np.argsort(col, kind="stable")
-        sc = col[order]
-        brk = np.flatnonzero(sc[1:] != sc[:-1]) + 1
-        starts = np.concatenate([[0], brk]).astype(np.int64)
-        ends = np.concatenate([brk, [n]]).astype(np.int64)
-        sizes = ends - starts
-        band_topk(x, order, np.repeat(starts, sizes), np.repeat(ends, sizes), lsh.floor,
-                  nbr, sim)
+        join_band(x, every, codes[:, band], lsh.floor, nbr, sim)
     return nbr, sim, codes
+
+
+def join_band(x: NDArray[np.float32], rows: NDArray[np.int64],
+              col: NDArray[np.unsignedinteger[Any]], floor: float, nbr: NDArray[np.int64],
+              sim: NDArray[np.float32]) -> None:
+    """One band: rows `rows` of `x` (ascending) with keys `col` are compared within their
+    buckets and the pairs at >= `floor` enter the top-k lists `nbr` / `sim` in place.
+
+    Bands taken in order, each row's list is its best k band-mates by (similarity descending,
+    first band shared, position): a row meets its bucket's rows in ascending position (the
+    stable sort), and ties never displace a neighbour already listed. The distributed
+    dedup relies on this order to merge partial lists into the same graph.
+    """
+    from .._kernels import band_topk
+
+    by_key = np.argsort(col, kind="stable")
+    order = rows[by_key]
+    sc = col[by_key]
+    brk = np.flatnonzero(sc[1:] != sc[:-1]) + 1
+    starts = np.concatenate([[0], brk]).astype(np.int64)
+    ends = np.concatenate([brk, [rows.size]]).astype(np.int64)
+    sizes = ends - starts
+    band_topk(x, order, np.repeat(starts, sizes), np.repeat(ends, sizes), floor, nbr, sim)
 
 
 def probe_old(new_codes: NDArray[np.uint64], old_codes: NDArray[np.uint64]

@@ -18,6 +18,7 @@ notebooks can call them directly.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,11 +53,22 @@ def _as_f32(a: Any) -> NDArray[np.float32]:
     return np.ascontiguousarray(a, dtype=np.float32)
 
 
+def subsample_index(n: int, max_rows: int, rng: np.random.Generator) -> NDArray[np.int64]:
+    """Positions of at most `max_rows` of `n` rows, sorted (all of them if fewer).
+
+    Draws from `rng` exactly as :func:`subsample` does, so a caller holding only positions
+    (the distributed drift) picks the same rows.
+    """
+    if n <= max_rows:
+        return np.arange(n, dtype=np.int64)
+    return np.sort(rng.choice(n, max_rows, replace=False)).astype(np.int64)
+
+
 def subsample(x: NDArray[Any], max_rows: int, rng: np.random.Generator) -> NDArray[Any]:
     """At most `max_rows` rows of `x`, drawn without replacement (all rows, in order, if fewer)."""
     if x.shape[0] <= max_rows:
         return x
-    return x[np.sort(rng.choice(x.shape[0], max_rows, replace=False))]
+    return x[subsample_index(x.shape[0], max_rows, rng)]
 
 
 def centroid_shift(ref: NDArray[Any], win: NDArray[Any]) -> float:
@@ -121,13 +133,13 @@ class MMDTest:
     ----------
     mmd2 : float
         MMD² estimate at the median-heuristic bandwidth (the multiplier closest to 1): the
-        squared distance between the samples' mean random features.
+        squared distance between the samples' mean random features (all rows).
     p_value : float
         Aggregated permutation p-value (min-p over bandwidths, calibrated by permutation).
     bandwidths : numpy.ndarray
         Kernel bandwidths used (Gaussian kernel ``exp(-|x - y|^2 / (2 sigma^2))``).
     statistics : numpy.ndarray
-        MMD² per bandwidth.
+        MMD² per bandwidth (all rows).
     p_values : numpy.ndarray
         Permutation p-value per bandwidth.
     n_ref, n_win : int
@@ -170,6 +182,125 @@ def _rank_p(stats: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class MMDDesign:
+    """The random-feature map of one MMD test: bandwidths and the frequencies' seed.
+
+    Small to ship (the frequencies are redrawn from `state`, ``dim x n_features / 2``
+    normals), so map tasks that sum features over a store's segments all use the same map.
+
+    Attributes
+    ----------
+    state : dict
+        State of the bit generator the frequencies are drawn from.
+    dim : int
+        Vector dimension.
+    half : int
+        Frequencies (each gives a cosine and a sine feature).
+    bandwidths : numpy.ndarray
+        Kernel bandwidths, in the order of the multipliers.
+    multipliers : tuple of float
+        The bandwidths as multiples of the median distance.
+    """
+
+    state: dict[str, Any]
+    dim: int
+    half: int
+    bandwidths: NDArray[np.float64]
+    multipliers: tuple[float, ...]
+
+    @property
+    def n_features(self) -> int:
+        """Length of one row's features (all bandwidths)."""
+        return 2 * self.half * self.bandwidths.size
+
+    @property
+    def _by_size(self) -> NDArray[np.int64]:
+        # largest bandwidth first, so the others may follow by angle doubling
+        return np.argsort(-self.bandwidths, kind="stable")
+
+    @functools.cached_property
+    def _map(self) -> tuple[NDArray[np.float32], NDArray[np.float32], bool]:
+        bg = getattr(np.random, self.state["bit_generator"])()
+        bg.state = self.state
+        w0 = np.random.Generator(bg).standard_normal((self.dim, self.half)).astype(np.float32)
+        inv = (1.0 / self.bandwidths[self._by_size]).astype(np.float32)
+        return w0, inv, bool(np.allclose(inv[1:], 2.0 * inv[:-1], rtol=1e-6))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_map"}
+
+    def features(self, x: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Random features of the rows of `x` ``(rows, n_features)``, largest bandwidth first."""
+        w0, inv, doubling = self._map
+        return _features(x @ w0, inv, doubling)
+
+    def statistics(self, diff: NDArray[np.float64]) -> NDArray[np.float64]:
+        """MMD² per bandwidth (multiplier order) of feature-mean differences ``(p, F)``."""
+        d = diff.reshape(diff.shape[0], self.bandwidths.size, 2 * self.half)
+        d = d[:, np.argsort(self._by_size)]
+        # features scaled by 1 / sqrt(half) make their products average to the kernel
+        return np.einsum("pbf,pbf->pb", d, d) / self.half
+
+
+def mmd_design(
+    pooled: NDArray[np.float32], rng: np.random.Generator, *,
+    bandwidths: tuple[float, ...] = BANDWIDTHS, n_features: int = N_FEATURES,
+) -> MMDDesign:
+    """The feature map of an MMD test of the (subsampled) pooled rows: median-heuristic
+    bandwidths, then the frequencies, drawn from `rng` in that order."""
+    if not bandwidths or min(bandwidths) <= 0:
+        raise InvalidInputError(f"bandwidths: expected positive multipliers, got {bandwidths!r}")
+    if n_features < 2:
+        raise InvalidInputError(f"n_features: expected at least 2, got {n_features!r}")
+    sigma0 = median_distance(pooled, rng)
+    half = max(1, n_features // 2)
+    state = rng.bit_generator.state
+    rng.standard_normal((pooled.shape[1], half))  # the frequencies; redrawn from `state`
+    return MMDDesign(state=state, dim=int(pooled.shape[1]), half=half,
+                     bandwidths=np.asarray(bandwidths, dtype=np.float64) * sigma0,
+                     multipliers=tuple(float(b) for b in bandwidths))
+
+
+def feature_sums(x: NDArray[Any], design: MMDDesign) -> NDArray[np.float64]:
+    """Sum over the rows of `x` of their random features ``(n_features,)``, float64.
+
+    Sums over disjoint row sets add up, so a window's sum may be taken segment by segment.
+    """
+    x = _as_f32(x)
+    out = np.zeros(design.n_features, dtype=np.float64)
+    for lo in range(0, x.shape[0], _ROW_CHUNK):
+        out += design.features(x[lo:lo + _ROW_CHUNK]).sum(axis=0, dtype=np.float64)
+    return out
+
+
+def mmd_permutation_test(
+    x: NDArray[np.float32], y: NDArray[np.float32], design: MMDDesign, rng: np.random.Generator,
+    *, n_permutations: int, sums: tuple[NDArray[np.float64], NDArray[np.float64]],
+    counts: tuple[int, int],
+) -> MMDTest:
+    """The MMD test of :func:`mmd_test` once the design and the feature sums are known.
+
+    `x`, `y` are the subsampled sides the permutations split; `sums` and `counts` are the
+    feature sums and row counts of all rows of each side (those give the reported MMD²).
+    """
+    m, n = x.shape[0], y.shape[0]
+    w = _assignments(m, n, n_permutations, rng)
+    pooled = np.concatenate([x, y])
+    diff = np.zeros((w.shape[0], design.n_features), dtype=np.float64)
+    for lo in range(0, m + n, _ROW_CHUNK):
+        diff += w[:, lo:lo + _ROW_CHUNK] @ design.features(pooled[lo:lo + _ROW_CHUNK])
+    stats = design.statistics(diff)
+    pv = _rank_p(stats)
+    minp = pv.min(axis=1)
+    p_agg = float(np.count_nonzero(minp <= minp[0]) / minp.size)
+    observed = design.statistics((sums[0] / counts[0] - sums[1] / counts[1])[None])[0]
+    mid = int(np.argmin(np.abs(np.log(np.asarray(design.multipliers, dtype=np.float64)))))
+    return MMDTest(mmd2=float(observed[mid]), p_value=p_agg, bandwidths=design.bandwidths,
+                   statistics=observed, p_values=pv[0].copy(), n_ref=m, n_win=n,
+                   n_permutations=int(n_permutations))
+
+
 def mmd_test(
     ref: NDArray[Any],
     win: NDArray[Any],
@@ -188,7 +319,9 @@ def mmd_test(
     that feature products average to the kernel; with bandwidths in ratios of 2, as the
     default, one cos/sin evaluation serves all three through the double-angle formulas). The
     statistic per bandwidth is the squared norm of the difference of the two sides' mean
-    features. Every permutation (a random split
+    features: the reported MMD² uses every row of both sides (feature sums, which add up
+    over any partition of the rows), the permutation test the subsample of at most
+    `max_rows` per side. Every permutation (a random split
     of the pooled rows into sizes m and n) reweights the same features, so all B permutations
     cost one ``(B + 1, m + n) @ (m + n, features)`` product, taken in row chunks (memory stays
     bounded by the chunk, not the sample). Per bandwidth, the p-value of the observed split and
@@ -209,45 +342,22 @@ def mmd_test(
     n_features : int, default 1024
         Random features per bandwidth (even).
     max_rows : int, default 20_000
-        Rows kept per side (a seeded subsample above it).
+        Rows kept per side for the permutation test (a seeded subsample above it).
     random_state : int or numpy.random.Generator
 
     Returns
     -------
     MMDTest
     """
-    if not bandwidths or min(bandwidths) <= 0:
-        raise InvalidInputError(f"bandwidths: expected positive multipliers, got {bandwidths!r}")
-    if n_features < 2:
-        raise InvalidInputError(f"n_features: expected at least 2, got {n_features!r}")
     rng = _rng(random_state)
-    x = subsample(_as_f32(ref), max_rows, rng)
-    y = subsample(_as_f32(win), max_rows, rng)
-    m, n = x.shape[0], y.shape[0]
-    pooled = np.concatenate([x, y])
-    sigma0 = median_distance(pooled, rng)
-    sig = np.asarray(bandwidths, dtype=np.float64) * sigma0
-    half = max(1, n_features // 2)
-    w0 = rng.standard_normal((pooled.shape[1], half)).astype(np.float32)
-    w = _assignments(m, n, n_permutations, rng)
-    # largest bandwidth first, so the others may follow by angle doubling
-    by_size = np.argsort(-sig, kind="stable")
-    inv = (1.0 / sig[by_size]).astype(np.float32)
-    doubling = bool(np.allclose(inv[1:], 2.0 * inv[:-1], rtol=1e-6))
-    diff = np.zeros((w.shape[0], 2 * half * sig.size), dtype=np.float64)
-    for lo in range(0, m + n, _ROW_CHUNK):
-        z = _features(pooled[lo:lo + _ROW_CHUNK] @ w0, inv, doubling)
-        diff += w[:, lo:lo + _ROW_CHUNK] @ z
-    diff = diff.reshape(w.shape[0], sig.size, 2 * half)[:, np.argsort(by_size)]
-    # features scaled by 1 / sqrt(half) make their products average to the kernel
-    stats = np.einsum("pbf,pbf->pb", diff, diff) / half
-    pv = _rank_p(stats)
-    minp = pv.min(axis=1)
-    p_agg = float(np.count_nonzero(minp <= minp[0]) / minp.size)
-    mid = int(np.argmin(np.abs(np.log(np.asarray(bandwidths, dtype=np.float64)))))
-    return MMDTest(mmd2=float(stats[0, mid]), p_value=p_agg, bandwidths=sig,
-                   statistics=stats[0].copy(), p_values=pv[0].copy(), n_ref=m, n_win=n,
-                   n_permutations=int(n_permutations))
+    a, b = _as_f32(ref), _as_f32(win)
+    x = subsample(a, max_rows, rng)
+    y = subsample(b, max_rows, rng)
+    design = mmd_design(np.concatenate([x, y]), rng, bandwidths=bandwidths,
+                        n_features=n_features)
+    return mmd_permutation_test(x, y, design, rng, n_permutations=n_permutations,
+                                sums=(feature_sums(a, design), feature_sums(b, design)),
+                                counts=(a.shape[0], b.shape[0]))
 
 
 @dataclass(frozen=True)

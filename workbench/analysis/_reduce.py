@@ -3,6 +3,8 @@
 :func:`_run_reducer` makes both the reduced space that is clustered and the 2-D map, reading
 and writing :class:`~workbench.analysis._cache.ArrayCache` under a key naming the data and the
 reducer's parameters (:func:`_describe`). Used by :mod:`workbench.analysis.cluster`.
+:func:`_transform` maps new vectors through a fitted reducer the way :func:`_run_reducer` fed
+it (``ClusterResult.assign``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ class Reducer(Protocol):
 
     def fit_transform(self, X: Any, /) -> Any:  # noqa: D102
         ...
+
+
+@runtime_checkable
+class _Transformer(Protocol):
+    """A fitted reducer that maps new rows: ``transform(X) -> array (n, m)``."""
+
+    def transform(self, X: Any, /) -> Any: ...
 
 
 @runtime_checkable
@@ -79,8 +88,12 @@ def _run_reducer(
     spec: Any, x: NDArray[np.float32], *, what: str, n_components: int, n_neighbors: int,
     min_dist: float, metric: str, random_state: int, cache: ArrayCache, digest: str,
     origin: dict[str, Any],
-) -> tuple[NDArray[np.float32], dict[str, Any], float, bool]:
-    """Reduce `x` with a preset name or a Reducer, through the cache: (array, params, s, hit)."""
+) -> tuple[NDArray[np.float32], dict[str, Any], float, bool, Any]:
+    """Reduce `x` with a preset name or a Reducer, through the cache.
+
+    Returns ``(array, params, seconds, hit, model)``; `model` is the fitted object, or None on a
+    cache hit (the cache holds arrays only, no pickled models).
+    """
     n, d = x.shape
     if isinstance(spec, str):
         if spec == "umap" and n <= n_neighbors:
@@ -106,7 +119,7 @@ def _run_reducer(
     if key is not None:
         hit = cache.load(key)
         if hit is not None and hit.shape[0] == n:
-            return hit.astype(np.float32), desc or {}, 0.0, True
+            return hit.astype(np.float32), desc or {}, 0.0, True, None
     t0 = time.perf_counter()
     out = check_vectors(obj.fit_transform(x), name=f"{what} output", allow_1d=False)
     seconds = time.perf_counter() - t0
@@ -116,4 +129,25 @@ def _run_reducer(
     if key is not None:
         cache.save(key, out, {"stage": what, "params": desc, "data": digest, **origin,
                               "seconds": round(seconds, 3)})
-    return out, desc or {"class": type(obj).__qualname__}, seconds, False
+    return out, desc or {"class": type(obj).__qualname__}, seconds, False, obj
+
+
+def _transform(
+    model: Any, params: dict[str, Any], x: NDArray[np.float32], *, what: str,
+) -> NDArray[np.float32]:
+    """`x` through the fitted `model`, prepared as :func:`_run_reducer` prepared its input.
+
+    The PCA preset was fitted on unit vectors for an angular metric (``normalised``), so new
+    rows are normalised the same way; UMAP and user reducers got the vectors as they were.
+    """
+    if not isinstance(model, _Transformer):
+        raise InvalidInputError(
+            f"result: the {what} ({type(model).__name__}) has no transform(); assigning new "
+            "rows needs a reducer that can map them (UMAP, PCA, ...)")
+    if params.get("kind") == "pca" and params.get("normalised"):
+        x = unit(x)
+    out = check_vectors(model.transform(x), name=f"{what} output", allow_1d=False)
+    if out.shape[0] != x.shape[0]:
+        raise InvalidInputError(f"{what}: expected {x.shape[0]} rows from transform, got "
+                                f"{out.shape[0]}")
+    return out

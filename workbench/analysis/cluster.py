@@ -32,7 +32,7 @@ from .._validation import (
     check_vectors,
     filter_frame,
 )
-from ..errors import EmptyInputError, InvalidInputError
+from ..errors import DimensionMismatchError, EmptyInputError, InvalidInputError
 from ..store.segment import unit
 from ._cache import ArrayCache, data_digest
 from ._hdbscan_tree import (
@@ -43,7 +43,7 @@ from ._hdbscan_tree import (
     _get_tree,
     _Tree,
 )
-from ._reduce import Reducer, _describe, _run_reducer
+from ._reduce import Reducer, _describe, _run_reducer, _transform
 from .cluster_metrics import (
     ClusterMetrics,
     knn_preservation,
@@ -70,6 +70,14 @@ __all__ = [
 MAP_K = 10
 #: Points sampled for trustworthiness (it needs all their pairwise distances).
 MAP_SAMPLE = 2000
+#: Fitted neighbours that vote for a new row's cluster in :meth:`ClusterResult.assign`.
+ASSIGN_K = 15
+#: Store columns :meth:`ClusterResult.assign` writes (output column -> store column).
+#: ``cluster`` is also :func:`apply_labels`' default, so both write the same column.
+ASSIGN_COLUMNS: Mapping[str, str] = {"cluster": "cluster", "topic": "topic", "x": "map_x",
+                                     "y": "map_y", "confidence": "cluster_confidence"}
+#: Rows mapped through the reducers at a time (bounds UMAP transform's working memory).
+_ASSIGN_CHUNK = 65_536
 
 
 @runtime_checkable
@@ -97,6 +105,10 @@ class _State:
     vectors: NDArray[np.float32] | None = None  # original vectors, unit norm (topic tree)
     fine_labels: NDArray[np.int32] | None = None  # the clusters the topic tree merges
     topic_tree: Any = None  # TopicTree of fine_labels
+    # The fitted reducer and layout (assign() maps new rows through them); None when the stage
+    # was skipped, read from the disk cache, or the result came from disk.
+    reducer_model: Any = None
+    layout_model: Any = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,6 +182,77 @@ class ClusterResult:
         from .topics import cut
 
         return cut(self, threshold)
+
+    def assign(
+        self,
+        data: Any,
+        *,
+        where: pl.Expr | None = None,
+        write: bool = False,
+        columns: Mapping[str, str | None] | None = None,
+        k: int = ASSIGN_K,
+    ) -> pl.DataFrame:
+        """Assign new rows to this result's clusters and place them on its map.
+
+        The practice for data too big to fit: cluster a sample, then assign the rest. Each
+        row goes through the fitted reducer (``transform``) into the space that was clustered,
+        where its `k` nearest fitted points vote for its cluster; the fitted layout's
+        ``transform`` gives its map position.
+
+        Why a vote and not ``hdbscan.approximate_predict``: this result's labels are often not
+        HDBSCAN's own (outliers reassigned and clusters merged into topics, edits, a
+        re-cluster, or another clusterer altogether), and the labels to reproduce are the
+        result's. A nearest-neighbour vote in the clustered space reproduces whatever labels
+        the result holds (approximate_predict is itself a nearest-neighbour rule in that space,
+        for HDBSCAN's raw labels only, and needs an estimator fitted with prediction data that
+        the kept spanning tree does not give). When the result has noise, a row farther from
+        every fitted point than any fitted point is from its `k`-th neighbour is noise: it lies
+        outside every dense region the fit saw.
+
+        Parameters
+        ----------
+        data : Store, StoreView or array (n, dim)
+            The rows to assign: a store's live rows (or those matching `where`), or vectors of
+            the dimension the result was fitted on.
+        where : polars.Expr, optional
+            Filter over a store's metadata.
+        write : bool
+            Also write the columns into the store (a :class:`~workbench.Store` opened for
+            writing) in one :meth:`~workbench.Store.update` commit.
+        columns : mapping, optional
+            Store column for each output column, over :data:`ASSIGN_COLUMNS` (``cluster`` ->
+            ``cluster``, ``topic`` -> ``topic``, ``x`` -> ``map_x``, ``y`` -> ``map_y``,
+            ``confidence`` -> ``cluster_confidence``); None skips that column.
+        k : int
+            Fitted neighbours that vote.
+
+        Returns
+        -------
+        polars.DataFrame
+            ``key: u64, id: str`` (a store's rows, by key) or ``row: u32`` (vectors, in
+            order), then ``cluster: i32`` (the result's label, as in ``points["cluster"]``: its
+            topic level when cut by topics; ``-1`` noise), ``topic: str`` (that cluster's
+            ``name``; null for noise), ``x: f32, y: f32`` (map position; null without a
+            layout), ``confidence: f32`` (share of the `k` votes for the assigned label, in
+            [0, 1]). An empty frame when `where` selects no row.
+
+        Raises
+        ------
+        InvalidInputError
+            The result holds no fitted models (read from the disk cache, or loaded from disk:
+            re-run :func:`cluster` with ``cache=False``); `where` or `write` without a store;
+            bad `columns` or `k`.
+        DimensionMismatchError
+            `data` has another dimension than the vectors the result was fitted on.
+        MissingColumnError
+            `where` names a column the store does not have.
+
+        Examples
+        --------
+        >>> res = wb.cluster(store, where=pl.col("day") == 1, cache=False)  # doctest: +SKIP
+        >>> res.assign(store, where=pl.col("day") > 1, write=True)  # doctest: +SKIP
+        """
+        return _assign(self, data, where=where, write=write, columns=columns, k=k)
 
     def to_frame(self) -> pl.DataFrame:
         """`points` with each point's cluster ``name`` (null for noise)."""
@@ -498,9 +581,10 @@ def cluster(
         if reducer is None:
             reduced = vectors if metric == "l2sq" else unit(vectors)
             reducer_params: dict[str, Any] = {"kind": None}
+            reducer_model = None
         else:
-            reduced, reducer_params, timings["reduce"], hits["reduce"] = _run_reducer(
-                reducer, vectors, what="reducer", min_dist=0.0, **common)
+            reduced, reducer_params, timings["reduce"], hits["reduce"], reducer_model = (
+                _run_reducer(reducer, vectors, what="reducer", min_dist=0.0, **common))
         reduced = np.ascontiguousarray(reduced, dtype=np.float32)
         reduced_digest = data_digest(ids.to_list(), reduced)
         bar.update()
@@ -536,10 +620,10 @@ def cluster(
         bar.update()
 
         bar.set_postfix_str("layout")
-        xy = None
+        xy, layout_model = None, None
         layout_params: dict[str, Any] = {"kind": None}
         if layout is not None:
-            xy, layout_params, timings["layout"], hits["layout"] = _run_reducer(
+            xy, layout_params, timings["layout"], hits["layout"], layout_model = _run_reducer(
                 layout, vectors, what="layout", min_dist=0.1, **{**common, "n_components": 2})
             if xy.shape[1] != 2:
                 raise InvalidInputError(f"layout: expected 2 columns from fit_transform, got "
@@ -562,9 +646,11 @@ def cluster(
     state = _State(terms=terms, tree=tree, base_labels=base_labels, cache=disk,
                    reduced_digest=reduced_digest, names={}, map_metrics=mm, top_n=top_n,
                    n_exemplars=n_exemplars, random_state=random_state,
-                   vectors=_unit_rows(vectors))
+                   vectors=_unit_rows(vectors), reducer_model=reducer_model,
+                   layout_model=layout_model)
     params = {"reducer": reducer_params, "clusterer": clusterer_params,
-              "layout": layout_params, "metric": metric, "text": text, **origin,
+              "layout": layout_params, "metric": metric, "text": text,
+              "dim": int(vectors.shape[1]), **origin,
               "cache_folder": None if disk.folder is None else str(disk.folder),
               "cache_hits": hits, "seconds": {k: round(v, 3) for k, v in timings.items()}}
     out = _build(keys=meta.get_column("key"), ids=ids, reduced=reduced, xy=xy, labels=labels,
@@ -581,6 +667,161 @@ def cluster(
         out = apply_topics(out, n_topics)
         out.params["seconds"]["topics"] = round(time.perf_counter() - t0, 3)
     return out
+
+
+# --------------------------------------------------------------------------------- assignment
+def _used(stage: Mapping[str, Any]) -> bool:
+    """Whether a reducer/layout stage ran (``{"kind": None}`` marks a skipped one)."""
+    return "kind" not in stage or stage["kind"] is not None
+
+
+def _assign(
+    result: ClusterResult, data: Any, *, where: pl.Expr | None, write: bool,
+    columns: Mapping[str, str | None] | None, k: int,
+) -> pl.DataFrame:
+    from ..store import Store
+    from ..store.view import ROW_COLUMNS, StoreView
+
+    state, params = result._state, result.params
+    reduce_p, layout_p = params.get("reducer", {}), params.get("layout", {})
+    if (state is None or "dim" not in params
+            or (_used(reduce_p) and state.reducer_model is None)
+            or (_used(layout_p) and state.layout_model is None)):
+        raise InvalidInputError(
+            "result: assign() needs the fitted reducer and layout, which this result does not "
+            "hold (its reduction or map was read from the disk cache, or it was loaded from "
+            "disk); re-run cluster(..., cache=False) to keep them")
+    k = check_positive_int(k, name="k")
+    if not isinstance(write, bool):
+        raise InvalidInputError(f"write: expected True or False, got {write!r}")
+    targets = _assign_columns(columns, layout=_used(layout_p))
+    dim = int(params["dim"])
+    if isinstance(data, Store | StoreView):
+        if data.dim != dim:
+            raise DimensionMismatchError(f"data: expected a store of dimension {dim} (the "
+                                         f"result was fitted on it), got {data.dim}")
+        if write and not isinstance(data, Store):
+            raise InvalidInputError("write: needs a Store opened for writing, got a StoreView")
+        if isinstance(data, Store):
+            meta, vectors = data.fetch(where)
+        else:
+            rows = data.rows(where)
+            meta, vectors = rows.drop(*ROW_COLUMNS), data.vectors(rows)
+        head = meta.select(pl.col("key").cast(pl.UInt64), pl.col("id").cast(pl.Utf8))
+    else:
+        for arg, value in (("where", where), ("write", write or None)):
+            if value is not None:
+                raise InvalidInputError(f"{arg}: applies to a store's rows; got vectors")
+        vectors = check_vectors(data, name="data", allow_1d=True)
+        if vectors.shape[1] != dim:
+            raise DimensionMismatchError(f"data: expected vectors of dimension {dim} (the "
+                                         f"result was fitted on it), got {vectors.shape[1]}")
+        head = pl.DataFrame({"row": pl.Series(np.arange(vectors.shape[0]), dtype=pl.UInt32)})
+    n = vectors.shape[0]
+    labels = np.empty(n, dtype=np.int32)
+    confidence = np.empty(n, dtype=np.float32)
+    xy = np.full((n, 2), np.nan, dtype=np.float32)
+    if n:
+        index = _VoteIndex(result.reduced, result.labels, k=k, random_state=state.random_state)
+        for s0 in range(0, n, _ASSIGN_CHUNK):
+            part = vectors[s0:s0 + _ASSIGN_CHUNK]
+            if state.reducer_model is None:  # the vectors themselves were clustered
+                red = part if params["metric"] == "l2sq" else unit(part)
+            else:
+                red = _transform(state.reducer_model, reduce_p, part, what="reducer")
+            labels[s0:s0 + part.shape[0]], confidence[s0:s0 + part.shape[0]] = index.vote(
+                np.ascontiguousarray(red, dtype=np.float32))
+            if state.layout_model is not None:
+                xy[s0:s0 + part.shape[0]] = _transform(state.layout_model, layout_p, part,
+                                                       what="layout")
+    names = result.clusters
+    out = head.with_columns(
+        pl.Series("cluster", labels, dtype=pl.Int32),
+        pl.Series("cluster", labels, dtype=pl.Int32).replace_strict(
+            names.get_column("cluster"), names.get_column("name"), default=None,
+            return_dtype=pl.Utf8).alias("topic"),
+        pl.Series("x", xy[:, 0], dtype=pl.Float32).fill_nan(None),
+        pl.Series("y", xy[:, 1], dtype=pl.Float32).fill_nan(None),
+        pl.Series("confidence", confidence, dtype=pl.Float32),
+    )
+    if write and n:
+        data.update(out.select("id", *[pl.col(c).alias(t) for c, t in targets.items()]))
+    return out
+
+
+def _assign_columns(
+    columns: Mapping[str, str | None] | None, *, layout: bool,
+) -> dict[str, str]:
+    """Output column -> store column for ``assign(write=True)``, checked."""
+    if columns is not None and not isinstance(columns, Mapping):
+        raise InvalidInputError(f"columns: expected a mapping of output column to store "
+                                f"column, got {type(columns).__name__}")
+    given = dict(columns or {})
+    unknown = sorted(set(given) - set(ASSIGN_COLUMNS))
+    if unknown:
+        raise InvalidInputError(f"columns: expected keys among {list(ASSIGN_COLUMNS)}, got "
+                                f"{unknown}")
+    out: dict[str, str] = {}
+    for col, default in ASSIGN_COLUMNS.items():
+        target = given.get(col, default)
+        if target is None or (col in ("x", "y") and not layout):
+            continue
+        if not isinstance(target, str) or not target or target in ("key", "id"):
+            raise InvalidInputError(f"columns: expected a column name other than 'key' and "
+                                    f"'id' for {col!r}, got {target!r}")
+        out[col] = target
+    if len(set(out.values())) != len(out):
+        raise InvalidInputError(f"columns: expected distinct store columns, got {out}")
+    return out
+
+
+class _VoteIndex:
+    """Nearest fitted points in the clustered space, and their labels' vote."""
+
+    def __init__(self, fitted: NDArray[np.float32], labels: NDArray[np.int32], *, k: int,
+                 random_state: int) -> None:
+        from sklearn.neighbors import NearestNeighbors
+
+        self.k = min(k, fitted.shape[0])
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.nn = NearestNeighbors(n_neighbors=self.k).fit(fitted)
+        self.reach = np.inf
+        if (self.labels < 0).any() and fitted.shape[0] > self.k:
+            # Largest distance from a fitted point to its k-th neighbour (on a sample: the
+            # query costs a k-NN search per point). Farther than that from every fitted point
+            # is outside every dense region the fit saw.
+            rng = np.random.default_rng(random_state)
+            probe = rng.choice(fitted.shape[0], min(fitted.shape[0], 4096), replace=False)
+            dist, _ = self.nn.kneighbors(fitted[probe], n_neighbors=self.k + 1)
+            self.reach = float(dist[:, -1].max())
+
+    def vote(self, x: NDArray[np.float32]) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        """Label (majority of the k nearest; ties to the nearer) and vote share of each row."""
+        dist, idx = self.nn.kneighbors(x)
+        lab = self.labels[idx] + 1  # noise -1 -> column 0
+        width = int(self.labels.max()) + 2
+        # Every vote weighs 1; the nearer neighbours' tiny extra only breaks ties.
+        w = 1.0 + 1e-3 * (self.k - np.arange(self.k)) / self.k
+        score = np.zeros((x.shape[0], width))
+        np.add.at(score, (np.arange(x.shape[0])[:, None], lab), np.broadcast_to(w, lab.shape))
+        win = np.argmax(score, axis=1)
+        far = dist[:, 0] > self.reach
+        win[far] = 0
+        share = (lab == win[:, None]).sum(axis=1) / self.k
+        return (win - 1).astype(np.int32), share.astype(np.float32)
+
+
+def _for_assign(result: ClusterResult) -> ClusterResult:
+    """`result` keeping only what :meth:`ClusterResult.assign` reads (to ship to workers).
+
+    Drops the original vectors, word counts, spanning tree and topic tree, and the points'
+    columns other than ``key, id, cluster``; assigning gives the same frame as with `result`.
+    """
+    state = result._state
+    slim = None if state is None else replace(
+        state, vectors=None, terms=None, tree=None, topic_tree=None, fine_labels=None,
+        base_labels=None)
+    return replace(result, points=result.points.select("key", "id", "cluster"), _state=slim)
 
 
 def _unit_rows(x: NDArray[np.float32]) -> NDArray[np.float32]:

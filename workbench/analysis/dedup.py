@@ -21,9 +21,8 @@ from numpy.typing import NDArray
 
 from .._validation import check_choice, check_positive_int
 from ..errors import EmptyInputError, InvalidInputError
-from ..store._read import _filter
-from ..store._snapshot import HIDDEN, Snapshot
-from ._dedup_graph import GraphCache, KnnGraph, build_graph, candidate_pairs
+from ..store.view import ROW_COLUMNS
+from ._dedup_graph import GraphCache, KnnGraph, build_graph, candidate_pairs, exact_cosine
 from ._dedup_group import (
     Grouping,
     exact_representatives,
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from ..store import Store
+    from ..store.view import StoreView
 
 METHODS = ("hybrid", "cosine", "lexical")
 GROUPINGS = ("representative", "components")
@@ -232,34 +232,6 @@ def _rank(rows: pl.DataFrame, keep: str, text: str | None) -> NDArray[np.int64]:
     return rank
 
 
-def _positions(s: Snapshot, keys: NDArray[np.uint64]) -> tuple[NDArray[np.uint32],
-                                                              NDArray[np.int64]]:
-    pos = np.searchsorted(s.live_keys, keys)
-    seg = s.live.get_column("_seg").to_numpy()[pos]
-    row = s.live.get_column("_row").to_numpy()[pos].astype(np.int64)
-    return seg, row
-
-
-def _exact_cosine(s: Snapshot, a: NDArray[np.uint64], b: NDArray[np.uint64],
-                  ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-    """Full-precision cosine of key pairs, and whether the two vectors are identical."""
-    from .._kernels import pair_dots
-
-    out = np.empty(a.size, dtype=np.float32)
-    same = np.zeros(a.size, dtype=bool)
-    seg_a, row_a = _positions(s, a)
-    seg_b, row_b = _positions(s, b)
-    combo = seg_a.astype(np.int64) * (len(s.manifest.segments) + 1) + seg_b
-    for c in np.unique(combo).tolist():
-        m = np.flatnonzero(combo == c)
-        sa, sb = s.seg(int(seg_a[m[0]])), s.seg(int(seg_b[m[0]]))
-        dots, eq = pair_dots(sa.vectors, row_a[m], sb.vectors, row_b[m])
-        norms = sa.norms_of(row_a[m]) * sb.norms_of(row_b[m])
-        out[m] = np.clip(dots / np.maximum(norms, 1e-30), -1.0, 1.0)
-        same[m] = eq
-    return out, same
-
-
 def find_duplicates(
     store: Store,
     *,
@@ -366,6 +338,48 @@ def find_duplicates(
     {'rows': 10000, 'groups': 20, 'duplicates': 40, 'share': 0.004, ...}
     """
     t0 = time.perf_counter()
+    job = _prepare(store, threshold=threshold, k=k, where=where, text=text, method=method,
+                   grouping=grouping, keep=keep, punctuation=punctuation, blend=blend,
+                   expansion=expansion, candidates=candidates, stacklevel=3)
+    folder = store.path / "cache" / "dedup" if cache else None
+    if job.k >= 1:
+        graph, note = build_graph(
+            job.view, job.rows, where=where, k=job.k, expansion=job.breadth,
+            cache=GraphCache(folder), since_generation=since_generation, only_new=only_new,
+            progress=progress, lsh_floor=job.lsh_floor, lsh_accept=job.threshold)
+    else:
+        graph, note = _empty_graph(job), "one row: nothing to compare"
+    return _from_graph(job, graph, note, t0=t0, stacklevel=3)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A dedup's checked arguments and its selection, before the graph is built."""
+
+    view: StoreView
+    rows: pl.DataFrame  # the selected live rows (key-sorted, with ROW_COLUMNS)
+    threshold: float | None
+    k: int  # neighbours per row: k capped at the selection's size - 1
+    method: str
+    grouping: str
+    keep: str
+    text: str | None
+    has_text: bool
+    punctuation: bool
+    blend: DedupBlend | None
+    breadth: int
+    lsh_floor: float | None  # the LSH collection floor; None: HNSW candidates
+
+
+def _prepare(
+    store: Store, *, threshold: float | None, k: int, where: pl.Expr | None, text: str | None,
+    method: str, grouping: str, keep: str, punctuation: bool, blend: DedupBlend | None,
+    expansion: int | None, candidates: str, stacklevel: int,
+) -> _Job:
+    """Check :func:`find_duplicates`' arguments and select its rows (one store view).
+
+    `stacklevel` is the warnings' level as seen from here (the caller's caller: 3).
+    """
     thr = None if threshold is None else _check_threshold(threshold)
     k = check_positive_int(k, name="k")
     method = check_choice(method, METHODS, name="method")
@@ -379,13 +393,12 @@ def find_duplicates(
         )
     if blend is not None and not isinstance(blend, DedupBlend):
         raise InvalidInputError(f"blend: expected a DedupBlend, got {type(blend).__name__}")
-    s = store._snap()
-    if s.live.height == 0:
+    view = store.view()
+    if len(view) == 0:
         raise EmptyInputError("store: expected rows to deduplicate, the store is empty")
-    rows = s.live if where is None else _filter(s, where)
+    rows = view.rows(where)
     if rows.height == 0:
         raise EmptyInputError(f"where: expected a filter selecting rows, {where} selects none")
-    notes: list[str] = []
     has_text = text is not None and text in rows.columns
     if has_text and rows.schema[text] not in (pl.Utf8, pl.Categorical, pl.Enum):
         raise InvalidInputError(
@@ -395,7 +408,7 @@ def find_duplicates(
         warnings.warn(
             f"find_duplicates: the store has no text column {text!r}; method={method!r} needs "
             "text, deduplicating by cosine only (pass method='cosine' to silence this)",
-            DedupWarning, stacklevel=2,
+            DedupWarning, stacklevel=stacklevel,
         )
         method = "cosine"
     if method == "hybrid":
@@ -407,7 +420,7 @@ def find_duplicates(
                 f"find_duplicates: the blend was fitted on {blend.model} cosines but the store "
                 f"{embeds}; its probabilities may be off (refit with "
                 "wb.fit_blend on labelled pairs, or use method='cosine')",
-                DedupWarning, stacklevel=2,
+                DedupWarning, stacklevel=stacklevel,
             )
     k_eff = min(k, rows.height - 1)
     breadth = check_positive_int(expansion, name="expansion") if expansion is not None \
@@ -415,19 +428,30 @@ def find_duplicates(
     use_lsh = candidates == "lsh" or (candidates == "auto" and method == "cosine"
                                       and thr is not None and thr >= LSH_AUTO_MIN)
     lsh_floor = None if not use_lsh or thr is None else max(0.0, thr - LSH_SLACK)
-    folder = store.path / "cache" / "dedup" if cache else None
-    if k_eff >= 1:
-        graph, note = build_graph(
-            store, s, rows, where=where, k=k_eff, expansion=breadth, cache=GraphCache(folder),
-            since_generation=since_generation, only_new=only_new, progress=progress,
-            lsh_floor=lsh_floor, lsh_accept=thr)
-    else:
-        keys = rows.get_column("key").to_numpy()
-        graph = KnnGraph(keys=keys, nbr=np.zeros((keys.size, 0), np.uint64),
-                         sim=np.zeros((keys.size, 0), np.float32), generation=s.manifest.generation,
-                         searched=0, cached=False)
-        note = "one row: nothing to compare"
-    notes.append(note)
+    return _Job(view=view, rows=rows, threshold=thr, k=k_eff, method=method,
+                grouping=grouping, keep=keep, text=text, has_text=has_text,
+                punctuation=punctuation, blend=blend, breadth=breadth, lsh_floor=lsh_floor)
+
+
+def _empty_graph(job: _Job) -> KnnGraph:
+    """The graph of a single selected row (no neighbours)."""
+    keys = job.rows.get_column("key").to_numpy()
+    return KnnGraph(keys=keys, nbr=np.zeros((keys.size, 0), np.uint64),
+                    sim=np.zeros((keys.size, 0), np.float32), generation=job.view.generation,
+                    searched=0, cached=False)
+
+
+def _from_graph(job: _Job, graph: KnnGraph, note: str, *, t0: float, stacklevel: int
+                ) -> DedupResult:
+    """Turn the kNN graph of `job`'s rows into a :class:`DedupResult`.
+
+    Exact re-scoring, lexical features, exact classes, the threshold rule and the grouping;
+    shared by :func:`find_duplicates` and the distributed dedup. `t0` is the run's start
+    (``perf_counter``), `stacklevel` the warnings' level from here.
+    """
+    view, rows, thr, method, text = job.view, job.rows, job.threshold, job.method, job.text
+    has_text, blend = job.has_text, job.blend
+    notes: list[str] = [note]
     if graph.lsh is not None:
         plan = graph.lsh
         notes.append(f"LSH: {plan['bands']} bands of {plan['bits']} hyperplanes; a pair at "
@@ -438,7 +462,7 @@ def find_duplicates(
                 f"find_duplicates: LSH at cosine {plan['floor']:.3f} would need more than "
                 f"{LSH_MAX_BANDS} bands for recall {LSH_RECALL}; a pair at that cosine is "
                 f"found with probability {plan['recall']:.3f} (use candidates='index' or a "
-                "higher threshold)", DedupWarning, stacklevel=2)
+                "higher threshold)", DedupWarning, stacklevel=stacklevel)
     t_graph = time.perf_counter()
     nn = graph.sim.max(axis=1) if graph.sim.shape[1] else np.full(graph.keys.size, -np.inf)
     nearest = pl.DataFrame({"key": graph.keys, "nearest": nn.astype(np.float32)})
@@ -452,7 +476,7 @@ def find_duplicates(
     else:
         floor = PAIR_FLOOR
     a, b, approx = candidate_pairs(graph, floor - 0.01)
-    cos, same = _exact_cosine(s, a, b)
+    cos, same = exact_cosine(view, a, b)
     keep_pair = cos >= floor
     a, b, cos, same = a[keep_pair], b[keep_pair], cos[keep_pair], same[keep_pair]
 
@@ -461,11 +485,11 @@ def find_duplicates(
     pos_b = np.searchsorted(graph.keys, b)
     feats: dict[str, Any] = {"cosine": cos}
     if has_text:
-        norm = _normalized_text(rows.get_column(text), punctuation=punctuation)
+        norm = _normalized_text(rows.get_column(text), punctuation=job.punctuation)
         ta = norm.gather(pos_a).to_list()
         tb = norm.gather(pos_b).to_list()
         feats.update(lexical_features(ta, tb))
-        hashes = content_hash(rows.get_column(text), punctuation=punctuation)
+        hashes = content_hash(rows.get_column(text), punctuation=job.punctuation)
     else:
         hashes = None
     if method == "cosine":
@@ -513,14 +537,14 @@ def find_duplicates(
         score=pl.Series(np.asarray(score, dtype=np.float32)),
         exact=pl.Series(pair_exact),
     )
-    selected = rows.drop(*HIDDEN).select(
+    selected = rows.drop(*ROW_COLUMNS).select(
         "key", "id", *([text] if has_text else [])).with_columns(
         _exact=pl.Series(exact_class))
     info = {
-        "method": method, "keep": keep, "k": k_eff,
+        "method": method, "keep": job.keep, "k": job.k,
         "candidates": "index" if graph.lsh is None else "lsh", "lsh": graph.lsh,
-        "expansion": breadth if graph.lsh is None else None,
-        "generation": s.manifest.generation, "searched": graph.searched,
+        "expansion": job.breadth if graph.lsh is None else None,
+        "generation": view.generation, "searched": graph.searched,
         "searched_deeper": graph.deeper, "searched_exactly": graph.exact,
         "unreached": graph.unreached,
         "cached": graph.cached, "base_generation": graph.base_generation,
@@ -528,7 +552,7 @@ def find_duplicates(
             None if method != "hybrid" or blend is None else blend.to_dict()),
         "seconds": {"graph": round(t_graph - t0, 3)},
     }
-    out = _assemble(selected, pairs, nearest, thr, rule, method, grouping, info,
+    out = _assemble(selected, pairs, nearest, thr, rule, method, job.grouping, info,
                     floor=floor if method == "cosine" else 0.0)
     out.info["seconds"]["total"] = round(time.perf_counter() - t0, 3)
     return out

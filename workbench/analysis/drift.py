@@ -5,7 +5,9 @@ each window is compared with a reference (the first window, the previous one, th
 ones pooled, or a fixed date range) by a centroid shift and three two-sample tests (MMD with
 aggregated bandwidths, a domain classifier, per-component KS), whose p-values are combined per
 window and corrected across windows. The statistics live in
-:mod:`workbench.analysis._drift_stats` and work on plain arrays.
+:mod:`workbench.analysis._drift_stats` and work on plain arrays; the stages (plan, sums over
+blocks of rows, tests) in :mod:`workbench.analysis._drift_run`, shared with the Ray twin
+:func:`workbench.distributed.drift.compute_drift`.
 """
 
 from __future__ import annotations
@@ -23,18 +25,19 @@ from numpy.typing import NDArray
 
 from .._validation import check_column, check_positive_int
 from ..errors import EmptyInputError, InvalidInputError, MissingColumnError
-from ..store._snapshot import HIDDEN
+from ..store.view import ROW_COLUMNS
+from . import _drift_run as run
 from . import _drift_stats as stats
+from ._drift_run import TESTS
 from .cluster import ClusterResult
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from ..store import Store
+    from ..store.view import StoreView
 
 METHODS = ("centroid", "mmd", "classifier", "components")
-#: The methods with a p-value (the centroid shift is a distance, not a test).
-TESTS = ("mmd", "classifier", "components")
 STATUSES = ("tested", "reference", "no reference", "too few rows")
 #: Rows a window and its reference each need at least, whatever `min_rows` says: the
 #: classifier's 5 folds and the components' PCA need a few rows per side.
@@ -46,13 +49,6 @@ _EVERY = re.compile(r"^(\d+(ns|us|ms|s|m|h|d|w|mo|q|y))+$")
 _DAYS = re.compile(r"^(\d+(d|w|mo|q|y))+$")
 _ROLLING = re.compile(r"^rolling:(\d+)$")
 
-_SCHEMA: dict[str, Any] = {
-    "n": pl.UInt32, "n_reference": pl.UInt32, "status": pl.Utf8,
-    "centroid_shift": pl.Float64, "mmd2": pl.Float64, "mmd_p": pl.Float64,
-    "auc": pl.Float64, "classifier_p": pl.Float64, "components_drifted": pl.Float64,
-    "components_p": pl.Float64, "p_value": pl.Float64, "p_adjusted": pl.Float64,
-    "flagged": pl.Boolean,
-}
 
 
 @dataclass(frozen=True)
@@ -196,9 +192,9 @@ def _check_alpha(alpha: Any) -> float:
 
 
 def _time_column(rows: pl.DataFrame, time: Any) -> pl.Series:
-    if not isinstance(time, str) or time in HIDDEN:
+    if not isinstance(time, str) or time in ROW_COLUMNS:
         raise MissingColumnError(f"time: expected the name of a column, got {time!r}")
-    col = check_column(rows.drop(HIDDEN, strict=False), time, name="time")
+    col = check_column(rows.drop(ROW_COLUMNS, strict=False), time, name="time")
     if not (col.dtype == pl.Date or isinstance(col.dtype, pl.Datetime)):
         raise InvalidInputError(
             f"time: expected a Date or Datetime column, got {time!r} of type {col.dtype}"
@@ -261,7 +257,9 @@ def compute_drift(
       with random Fourier features (1024 per bandwidth), aggregated over bandwidths by the
       permutation-calibrated minimum p-value (MMDAgg). A permutation test has exact level for
       any statistic when window and reference come from one distribution, so the
-      approximation affects power, never calibration. At most 20,000 rows per side.
+      approximation affects power, never calibration. MMD² is taken over all rows (sums of
+      random features, which add up segment by segment); the permutations split a seeded
+      subsample of at most 20,000 rows per side.
     - ``"classifier"``: a logistic regression telling window from reference; ``auc`` is its
       5-fold out-of-fold ROC-AUC, the p-value a one-sided Mann-Whitney test on scores of a
       held-out half (held-out scores are independent given the model, so the level holds;
@@ -358,10 +356,23 @@ def compute_drift(
     shape: (2, 4)
     ...
     """
-    from tqdm.auto import tqdm
+    plan = _prepare(store.view(), time=time, every=every, reference=reference,
+                    methods=methods, where=where, alpha=alpha, min_rows=min_rows,
+                    n_permutations=n_permutations, random_state=random_state, text=text,
+                    clusters=clusters, n_clusters=n_clusters, changes=changes,
+                    group_by=group_by, min_entity_rows=min_entity_rows)
+    spec, labels, draws, ent = run.designs(plan)
+    view, rows = plan.view, plan.rows
+    sums = run.sum_rows(lambda lo, hi: view.vectors(rows[lo:hi]), rows.height, labels, spec)
+    return _result(plan, sums, draws, ent, progress=progress)
 
-    from ..store._read import _filter, _gather
 
+def _prepare(
+    view: StoreView, *, time: Any, every: Any, reference: Any, methods: Any, where: Any,
+    alpha: Any, min_rows: Any, n_permutations: Any, random_state: Any, text: Any,
+    clusters: Any, n_clusters: Any, changes: Any, group_by: Any, min_entity_rows: Any,
+) -> run.Plan:
+    """Check the arguments of :func:`compute_drift` and cut the selected rows into windows."""
     every = _check_every(every)
     method_list = _check_methods(methods)
     alpha = _check_alpha(alpha)
@@ -383,11 +394,11 @@ def compute_drift(
     rule, rule_arg = _reference_rule(reference)
     min_entity_rows = check_positive_int(min_entity_rows, name="min_entity_rows")
 
-    s = store._snap()
+    live = view.rows()
     if group_by is not None:
-        check_column(s.live.drop(HIDDEN, strict=False), group_by, name="group_by")
-    rows = s.live if where is None else _filter(s, where)
-    _time_column(s.live, time)
+        check_column(live.drop(ROW_COLUMNS, strict=False), group_by, name="group_by")
+    rows = view.rows(where)
+    _time_column(live, time)
     if rows.height == 0:
         raise EmptyInputError("where: selects no rows" if where is not None
                               else "store: expected at least one row, the store is empty")
@@ -396,262 +407,66 @@ def compute_drift(
     if rows.height == 0:
         raise EmptyInputError(f"time: every selected row has a null {time!r}")
     win_start, win_end, members = _windows(rows, time, every)
-    nw = len(members)
     ref_rows = None if rule != "range" else _range_rows(rows, time, rule_arg, reference)
-
-    cache: dict[int, NDArray[np.float32]] = {}
-
-    def window_vectors(i: int) -> NDArray[np.float32]:
-        if i not in cache:
-            cache[i] = _gather(s, rows[members[i]])
-        return cache[i]
-
-    def reference_of(i: int) -> list[int] | None:
-        """The windows pooled as window `i`'s reference (-1: the range), None if none."""
-        if rule == "range":
-            return [-1]
-        if rule == "first":
-            return None if i == 0 else [0]
-        lo = max(0, i - (1 if rule == "previous" else rule_arg))
-        return list(range(lo, i)) or None
-
-    range_vectors = None if ref_rows is None else _gather(s, rows[ref_rows])
-    keep_back = {"first": 0, "range": 0, "previous": 1}.get(rule, rule_arg)
-    caps = [stats.CLASSIFIER_MAX_ROWS if m == "classifier" else stats.MMD_MAX_ROWS
-            for m in method_list if m in TESTS]
-    out: list[dict[str, Any]] = []
-    subsampled: list[Any] = []
-    tests = [m for m in method_list if m in TESTS]
-
-    def reference_size(i: int) -> int | None:
-        refs = reference_of(i)
-        if refs is None or (rule == "first" and i == 0):
-            return None
-        return ref_rows.size if refs == [-1] and ref_rows is not None else sum(
-            members[j].size for j in refs)
-
-    n_tested = sum(1 for i in range(nw) if (r := reference_size(i)) is not None
-                   and min(r, members[i].size) >= min_rows)
+    plan = run.Plan(view=view, rows=rows, n_all=n_all, win_start=win_start, win_end=win_end,
+                    members=members, ref_rows=ref_rows, rule=rule, rule_arg=rule_arg,
+                    methods=method_list, alpha=alpha, min_rows=min_rows, n_permutations=0,
+                    random_state=int(random_state),
+                    args={"time": time, "every": every, "reference": reference,
+                          "where": where, "text": text, "clusters": clusters,
+                          "n_clusters": n_clusters, "changes": bool(changes),
+                          "group_by": group_by, "min_entity_rows": min_entity_rows})
     if n_permutations is None:
-        need = math.ceil(2 * max(1, len(tests)) * max(1, n_tested) / alpha)
+        n_tested = sum(plan.tested(i) for i in range(plan.nw))
+        need = math.ceil(2 * max(1, len(plan.tests)) * max(1, n_tested) / alpha)
         n_permutations = int(min(MAX_AUTO_PERMUTATIONS, max(DEFAULT_PERMUTATIONS, need)))
-    has_text = text is not None and text in rows.columns and rows.schema[text] in (
-        pl.Utf8, pl.Categorical, pl.Enum)
-    texts = rows.get_column(text).cast(pl.Utf8) if has_text else None
-    ids = rows.get_column("id")
-    cluster_labels = None if clusters is None else _labels_of(rows, clusters)
-    # one reference's clusters kept at a time (a "previous" reference changes every window)
-    ref_fits: dict[tuple[int, ...], Any] = {}
-    found_changes: dict[Any, dict[str, Any]] = {}
+    plan.n_permutations = n_permutations
+    return plan
 
-    def rows_of(windows: list[int]) -> NDArray[np.int64]:
-        if windows == [-1]:
-            assert ref_rows is not None
-            return ref_rows
-        return np.concatenate([members[j] for j in windows])
 
-    def what_changed(i: int, ref: NDArray[np.float32], win: NDArray[np.float32],
-                     ref_windows: list[int]) -> dict[str, Any]:
-        from . import _drift_changes as ch
-
-        key = tuple(ref_windows)
-        if key not in ref_fits:
-            given = None if cluster_labels is None else cluster_labels[rows_of(ref_windows)]
-            ref_fits.clear()
-            ref_fits[key] = ch.fit_reference(
-                ref, n_clusters=n_clusters, random_state=int(random_state), labels=given)
-        fit = ref_fits[key]
-        table, novel = ch.cluster_changes(ref, win, fit)
-        out_c: dict[str, Any] = {"clusters": table, "novel_share": novel,
-                                 "source": fit.source, "keywords": [],
-                                 "emerging_keywords": {}}
-        pos, score = ch.separating_rows(ref, win, random_state=int(random_state) + i)
-        win_rows = members[i]
-        ex = {"id": ids.gather(win_rows[pos]).to_list(), "score": score.tolist()}
-        if texts is not None:
-            ref_t = texts.gather(rows_of(ref_windows)).to_list()
-            win_t = texts.gather(win_rows).to_list()
-            ex["text"] = [win_t[int(p)] for p in pos]
-            out_c["keywords"] = ch.new_keywords(ref_t, win_t)
-            emerging = ch.summarize(table)["emerging"]
-            out_c["emerging_keywords"] = ch.emerging_keywords(
-                win_t, ch.assign(win, fit.centroids)[0], ref_t, emerging)
-        out_c["examples"] = pl.DataFrame(ex).select(
-            "id", *(["text"] if "text" in ex else []), "score")
-        return out_c
-
-    with tqdm(total=nw, desc="drift", unit="window", disable=not progress) as bar:
-        for i in range(nw):
-            rec: dict[str, Any] = dict.fromkeys(_SCHEMA)
-            rec["n"] = members[i].size
-            ref_windows = reference_of(i)
-            if ref_windows is None:
-                rec["n_reference"] = 0
-            elif ref_windows == [-1]:
-                rec["n_reference"] = ref_rows.size
-            else:
-                rec["n_reference"] = sum(members[j].size for j in ref_windows)
-            if rule == "first" and i == 0:
-                rec["status"] = "reference"
-            elif ref_windows is None:
-                rec["status"] = "no reference"
-            else:
-                win = window_vectors(i)
-                ref = (range_vectors if ref_windows == [-1] else
-                       np.concatenate([window_vectors(j) for j in ref_windows]))
-                if "centroid" in method_list:
-                    rec["centroid_shift"] = stats.centroid_shift(ref, win)
-                if min(rec["n"], rec["n_reference"]) < min_rows:
-                    rec["status"] = "too few rows"
-                else:
-                    rec["status"] = "tested"
-                    rec.update(_test_window(ref, win, tests, alpha=alpha,
-                                            n_permutations=n_permutations,
-                                            seed=(int(random_state), i)))
-                    p_win = rec.get("p_value")
-                    if changes and p_win is not None and p_win <= alpha:  # 0.0 counts too
-                        found_changes[win_start[i]] = what_changed(i, ref, win, ref_windows)
-                    if caps and max(ref.shape[0], win.shape[0]) > min(caps):
-                        subsampled.append(win_start[i])
-            for j in [j for j in cache if j <= i - keep_back and (j or rule != "first")]:
-                del cache[j]
-            out.append(rec)
-            bar.update(1)
-
-    frame = pl.DataFrame(out, schema=_SCHEMA)
-    tested = frame.get_column("p_value").is_not_null().to_numpy()
-    p_adj = np.full(nw, np.nan)
-    if tested.any():
-        p_adj[tested] = stats.holm(frame.get_column("p_value").to_numpy()[tested])
-    frame = frame.with_columns(
-        p_adjusted=pl.Series(p_adj, dtype=pl.Float64).fill_nan(None),
-    ).with_columns(flagged=pl.col("p_adjusted").fill_null(1.0) <= alpha)
-    frame = pl.concat([pl.DataFrame({"start": win_start, "end": win_end}), frame],
-                      how="horizontal")
-
+def _result(plan: run.Plan, sums: run.Sums, draws: Any, ent: Any, *,
+            progress: bool) -> DriftResult:
+    """The :class:`DriftResult` of a plan whose sums are known (both paths)."""
+    frame, subsampled, found_changes, entities = run.finish(plan, sums, draws, ent,
+                                                            progress=progress)
+    rows, a = plan.rows, plan.args
+    tests = plan.tests
     shift = frame.filter(pl.col("centroid_shift").is_not_null())
     top = shift.sort("centroid_shift", descending=True).head(1)
     flagged_starts = frame.filter(pl.col("flagged")).get_column("start").to_list()
     summary = {
-        "rows": n_all,
-        "rows_without_time": n_all - rows.height,
-        "windows": nw,
+        "rows": plan.n_all,
+        "rows_without_time": plan.n_all - rows.height,
+        "windows": plan.nw,
         "tested": int((frame.get_column("status") == "tested").sum()),
         "flagged": len(flagged_starts),
         "first_flagged": flagged_starts[0] if flagged_starts else None,
         "max_centroid_shift": top.get_column("centroid_shift").item() if top.height else None,
         "max_centroid_shift_at": top.get_column("start").item() if top.height else None,
         "subsampled": subsampled,
-        "mmd_p_floor": 1.0 / (1 + n_permutations) if "mmd" in tests else None,
-        "reference": rule if rule != "rolling" else f"rolling:{rule_arg}",
+        "mmd_p_floor": 1.0 / (1 + plan.n_permutations) if "mmd" in tests else None,
+        "reference": plan.rule if plan.rule != "rolling" else f"rolling:{plan.rule_arg}",
     }
+    text = a["text"]
+    has_text = text is not None and text in rows.columns and rows.schema[text] in (
+        pl.Utf8, pl.Categorical, pl.Enum)
     params = {
-        "time": time, "every": every, "reference": reference, "methods": method_list,
-        "where": None if where is None else str(where), "alpha": alpha, "min_rows": min_rows,
-        "n_permutations": n_permutations, "random_state": int(random_state),
-        "text": text if has_text else None, "n_clusters": n_clusters,
+        "time": a["time"], "every": a["every"], "reference": a["reference"],
+        "methods": plan.methods, "where": None if a["where"] is None else str(a["where"]),
+        "alpha": plan.alpha, "min_rows": plan.min_rows,
+        "n_permutations": plan.n_permutations, "random_state": plan.random_state,
+        "text": text if has_text else None, "n_clusters": a["n_clusters"],
         "mmd_bandwidths": stats.BANDWIDTHS, "mmd_features": stats.N_FEATURES,
         "mmd_max_rows": stats.MMD_MAX_ROWS, "components_max_rows": stats.MMD_MAX_ROWS,
         "classifier_max_rows": stats.CLASSIFIER_MAX_ROWS, "classifier_p": "holdout",
         "components_fit": "pooled",
     }
-    entities = None
-    if group_by is not None:
-        entities = _entity_drift(s, rows, members, win_start, group_by, rule=rule,
-                                 rule_arg=rule_arg, ref_rows=ref_rows,
-                                 min_rows=min_entity_rows)
-        params["group_by"] = group_by
-        params["min_entity_rows"] = min_entity_rows
+    if entities is not None:
+        params["group_by"] = a["group_by"]
+        params["min_entity_rows"] = a["min_entity_rows"]
         summary["entities"] = int(entities.get_column("entity").n_unique())
     return DriftResult(windows=frame, params=params, summary=summary, changes=found_changes,
                        entities=entities)
-
-
-def _entity_drift(
-    s: Any, rows: pl.DataFrame, members: list[NDArray[np.int64]], win_start: pl.Series,
-    column: str, *, rule: str, rule_arg: Any, ref_rows: NDArray[np.int64] | None,
-    min_rows: int,
-) -> pl.DataFrame:
-    """Each entity's shift per window against its own reference (see ``group_by``).
-
-    Vector sums per (entity, window) come from one sparse indicator product per chunk of
-    rows, so memory is (entities x windows) x dim, not rows x dim.
-    """
-    import scipy.sparse as sp
-
-    from ..store._read import iter_unit_vectors
-
-    n = rows.height
-    win_of = np.empty(n, dtype=np.int64)
-    for i, m in enumerate(members):
-        win_of[m] = i
-    ent = rows.get_column(column).cast(pl.Utf8).fill_null("<null>")
-    ent_code = (ent.rank("dense") - 1).to_numpy().astype(np.int64)  # codes in sorted order
-    names = ent.unique().sort()
-    nw = len(members)
-    cell = ent_code * nw + win_of  # one cell per (entity, window)
-    cells, cell_of = np.unique(cell, return_inverse=True)
-    d = s.manifest.dim
-    sums = np.zeros((cells.size, d), dtype=np.float64)
-    counts = np.bincount(cell_of, minlength=cells.size).astype(np.int64)
-    for lo, x in iter_unit_vectors(s, rows, 65_536):
-        hi = lo + x.shape[0]
-        ind = sp.csr_matrix((np.ones(hi - lo), (cell_of[lo:hi], np.arange(hi - lo))),
-                            shape=(cells.size, hi - lo))
-        sums += ind @ x
-    e_of, w_of = cells // nw, cells % nw  # sorted by entity, then window
-    ref_sum = np.zeros_like(sums)
-    ref_n = np.zeros(cells.size, dtype=np.int64)
-    first_of = np.r_[True, e_of[1:] != e_of[:-1]]
-    group_start = np.maximum.accumulate(np.where(first_of, np.arange(cells.size), 0))
-    if rule == "first":
-        has = ~first_of
-        ref_sum[has] = sums[group_start[has]]
-        ref_n[has] = counts[group_start[has]]
-    elif rule in ("previous", "rolling"):
-        back = 1 if rule == "previous" else int(rule_arg)
-        csum = np.cumsum(sums, axis=0)
-        ccnt = np.cumsum(counts)
-        idx = np.arange(cells.size)
-        lo_i = np.maximum(group_start, idx - back)  # pooled cells [lo_i, idx) of the entity
-        has = lo_i < idx
-        upto = csum[idx - 1] if cells.size else csum
-        before = np.where((lo_i > 0)[:, None], csum[np.maximum(lo_i - 1, 0)], 0.0)
-        ref_sum[has] = (upto - before)[has]
-        cnt_up = ccnt[idx - 1]
-        cnt_before = np.where(lo_i > 0, ccnt[np.maximum(lo_i - 1, 0)], 0)
-        ref_n[has] = (cnt_up - cnt_before)[has]
-    else:  # range: the entity's rows inside it
-        assert ref_rows is not None
-        rc = ent_code[ref_rows]
-        r_ent, r_of = np.unique(rc, return_inverse=True)
-        r_sum = np.zeros((r_ent.size, d), dtype=np.float64)
-        x = np.concatenate([v for _, v in iter_unit_vectors(s, rows[ref_rows])])
-        np.add.at(r_sum, r_of, x)
-        r_cnt = np.bincount(r_of, minlength=r_ent.size)
-        pos = np.searchsorted(r_ent, e_of)
-        found = (pos < r_ent.size) & (r_ent[np.minimum(pos, r_ent.size - 1)] == e_of)
-        ref_sum[found] = r_sum[pos[found]]
-        ref_n[found] = r_cnt[pos[found]]
-    num = (sums * ref_sum).sum(axis=1)
-    den = np.linalg.norm(sums, axis=1) * np.linalg.norm(ref_sum, axis=1)
-    ok = (counts >= min_rows) & (ref_n >= min_rows) & (den > 0)
-    shift = np.where(ok, 1.0 - num / np.where(den > 0, den, 1.0), np.nan)
-    return pl.DataFrame({
-        "entity": names.gather(e_of),
-        "start": win_start.gather(w_of),
-        "n": counts.astype(np.uint32),
-        "n_reference": ref_n.astype(np.uint32),
-        "shift": shift,
-    }).with_columns(pl.col("shift").fill_nan(None))
-
-
-def _labels_of(rows: pl.DataFrame, clusters: ClusterResult) -> NDArray[np.int64]:
-    """The clustering's label of each row (by key); -1 where it has none."""
-    lab = (rows.select("key").join(clusters.points.select("key", "cluster"), on="key",
-                                   how="left", maintain_order="left")
-           .get_column("cluster").fill_null(-1).to_numpy())
-    return lab.astype(np.int64)
 
 
 def _windows(rows: pl.DataFrame, time: str, every: str,
@@ -694,30 +509,3 @@ def _range_rows(rows: pl.DataFrame, time: str, bounds: tuple[date, date],
             f"reference: no selected row has {lo} <= {time} < {hi} (the data spans "
             f"{tcol.min()} to {tcol.max()})")
     return found
-
-
-def _test_window(
-    ref: NDArray[np.float32], win: NDArray[np.float32], tests: list[str], *, alpha: float,
-    n_permutations: int, seed: tuple[int, int],
-) -> dict[str, Any]:
-    """The test statistics of one window (its keys of the windows schema)."""
-    rec: dict[str, Any] = {}
-    ps: list[float] = []
-    for j, m in enumerate(TESTS):
-        if m not in tests:
-            continue
-        rng = np.random.default_rng([seed[0], seed[1], j])
-        if m == "mmd":
-            r = stats.mmd_test(ref, win, n_permutations=n_permutations, random_state=rng)
-            rec["mmd2"], rec["mmd_p"] = r.mmd2, r.p_value
-        elif m == "classifier":
-            c = stats.classifier_test(ref, win, random_state=rng)
-            rec["auc"], rec["classifier_p"] = c.auc, c.p_value
-        else:
-            k = stats.components_test(ref, win, alpha=alpha, random_state=rng)
-            rec["components_drifted"], rec["components_p"] = k.drifted, k.p_value
-        ps.append(rec[{"mmd": "mmd_p", "classifier": "classifier_p",
-                       "components": "components_p"}[m]])
-    if ps:
-        rec["p_value"] = min(1.0, len(ps) * min(ps))
-    return rec

@@ -21,9 +21,8 @@ from usearch.index import Index
 from .._kernels import gather_dots
 from .._validation import DTYPES, check_choice, check_positive_int
 from ..errors import EmptyInputError, InvalidInputError, MissingColumnError
-from ..store._read import B1_RESCORE, DEFAULT_RESCORE
-from ..store._search import exact_topk
 from ..store.segment import build_index, index_form, to_index_form
+from ..store.view import B1_RESCORE, DEFAULT_RESCORE, exact_topk
 
 if TYPE_CHECKING:
     from ..store import Store

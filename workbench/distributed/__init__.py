@@ -9,5 +9,21 @@ the single-machine ones (tests say so).
 from __future__ import annotations
 
 from ._cluster import DistributedError, connect, describe
+from .cluster import DistributedClusterResult, cluster
+from .dedup import find_duplicates
+from .drift import compute_drift
+from .ingest import IngestReport, ingest
+from .search import SearchService
 
-__all__ = ["DistributedError", "connect", "describe"]
+__all__ = [
+    "DistributedClusterResult",
+    "DistributedError",
+    "IngestReport",
+    "SearchService",
+    "cluster",
+    "compute_drift",
+    "connect",
+    "describe",
+    "find_duplicates",
+    "ingest",
+]

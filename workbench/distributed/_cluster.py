@@ -114,10 +114,12 @@ def describe() -> dict[str, Any]:
 
 def _quiet_data() -> None:
     """Ray Data's own progress bars and per-operator log lines off: our jobs show one tqdm."""
+    import logging
     import warnings
 
     import ray.data
 
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
     with warnings.catch_warnings():
         # Ray 2.60 warns about its own deprecated defaults when the context is first built.
         warnings.simplefilter("ignore", DeprecationWarning)

@@ -332,7 +332,7 @@ class StoreView:
         Raises
         ------
         MissingColumnError, InvalidInputError
-            `where` names a missing column or is not a polars expression or SQL text.
+            `where` names a missing column or is not a polars expression.
         """
         return self._s.live if where is None else _read._filter(self._s, where)
 
