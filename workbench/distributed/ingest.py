@@ -4,8 +4,9 @@ The driver is the store's single writer; the Datasink's write tasks build whole 
 
 What runs where:
 
-- **driver**: opens or creates the store and holds its writer lock for the whole job; checks
-  the input (columns, null and repeated ids, unreadable files) before anything is written;
+- **driver**: opens or creates the store and holds its writer lock for the whole job; has Ray
+  Data read the input once into the object store and checks it (columns, null and repeated
+  ids, unreadable files) before anything is written;
   hands out key ranges (a small actor); commits every `commit_every` finished segments and the
   rest in :meth:`Datasink.on_write_complete`.
 - **embedding actors** (``map_batches(..., compute=ActorPoolStrategy(size=workers))``): each
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import glob as globlib
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -148,37 +150,45 @@ def _read_source(ray: Any, source: Any, *, blocks: int) -> tuple[Any, str]:
         raise InvalidInputError(f"source: could not read {paths[:3]}: {exc}") from exc
 
 
-def _scan_ids(ds: Any, *, text: str, id: str, what: str,  # noqa: A002
-              progress: bool) -> pl.Series:
-    """All ids of the source (as strings), checked.
+def _load(ds: Any, *, text: str, id: str, what: str, workers: int,  # noqa: A002
+          batch_size: int, rows_per_segment: int, progress: bool) -> tuple[Any, pl.Series]:
+    """The source read once into Ray's object store, in blocks for every worker; its ids.
 
-    Columns present, texts strings without nulls, ids without nulls or repeats. Reads only
-    the two columns (Parquet) and runs before any segment is written, so bad input changes
-    nothing.
+    Checks: columns present, texts strings without nulls, ids without nulls or repeats; all
+    before any segment is written, so bad input changes nothing. Reading the input once here
+    (spilling to disk past the object store's memory) also frees the embedding job of read
+    tasks, which would wait for CPUs that the actor pool holds.
     """
     try:
         names = ds.schema().names
     except Exception as exc:  # unreadable file
-        raise InvalidInputError(f"source: could not read {what}: {exc}") from exc
+        raise InvalidInputError(f"source: could not read {what}: {_root(exc)}") from exc
     for col, opt in ((text, "text"), (id, "id")):
         if col not in names:
             raise MissingColumnError(
                 f"{opt}: {what} have no column {col!r} (columns are {names})")
-    parts: list[pl.DataFrame] = []
     try:
-        for batch in tqdm(ds.select_columns([id, text]).iter_batches(batch_format="pyarrow",
-                                                                     batch_size=65_536),
-                          desc="checking ids", unit="batch", disable=not progress):
-            f = pl.from_arrow(batch)
-            if f.schema[text] != pl.Utf8 or f.get_column(text).null_count():
-                raise InvalidInputError(
-                    f"text: expected column {text!r} of {what} to hold strings without nulls, "
-                    f"got {f.schema[text]} with {f.get_column(text).null_count()} null(s)")
-            parts.append(f.select(pl.col(id).cast(pl.Utf8)))
-    except WorkbenchError:
-        raise
+        ds = ds.materialize()
+        n = ds.count()
+        if n:
+            # Blocks enough for every worker: a dataset built from one table is one block,
+            # and Ray Data's file reader hands several files to one task, which one actor
+            # would then embed alone (5,000 rows in 3 files, 2 actors: 24 s, 17 s split).
+            per_block = -(-n // (4 * workers))
+            ds = ds.repartition(target_num_rows_per_block=min(max(per_block, batch_size),
+                                                              rows_per_segment)).materialize()
     except Exception as exc:  # an unreadable file surfaces here, while reading
         raise InvalidInputError(f"source: could not read {what}: {_root(exc)}") from exc
+    parts: list[pl.DataFrame] = []
+    for batch in tqdm(ds.select_columns([id, text]).iter_batches(batch_format="pyarrow",
+                                                                 batch_size=65_536),
+                      desc="checking ids", unit="batch", disable=not progress):
+        f = pl.from_arrow(batch)
+        if f.schema[text] != pl.Utf8 or f.get_column(text).null_count():
+            raise InvalidInputError(
+                f"text: expected column {text!r} of {what} to hold strings without nulls, "
+                f"got {f.schema[text]} with {f.get_column(text).null_count()} null(s)")
+        parts.append(f.select(pl.col(id).cast(pl.Utf8)))
     ids = pl.concat(parts).get_column(id) if parts else pl.Series(id, [], dtype=pl.Utf8)
     if ids.null_count():
         raise InvalidInputError(f"id: column {id!r} of {what} has {ids.null_count()} null id(s)")
@@ -187,7 +197,7 @@ def _scan_ids(ds: Any, *, text: str, id: str, what: str,  # noqa: A002
         shown = ", ".join(repr(i) for i in repeated.head(5).to_list())
         raise DuplicateIdError(
             f"id: {what} repeat {repeated.len()} id(s) (across files too): {shown}")
-    return ids
+    return ds, ids
 
 
 def _root(exc: BaseException) -> str:
@@ -331,7 +341,7 @@ def _sink_class() -> type:
             rest = f.drop(VECTOR, self.id)
             meta = pl.concat([pl.DataFrame({"key": keys, "id": f.get_column(self.id)
                                             .cast(pl.Utf8)}), rest], how="horizontal")
-            entry = write_segment(Path(lay["segments_dir"]), keys, vecs, meta,
+            entry = write_segment(Path(lay["staging"]), keys, vecs, meta,
                                   metric=lay["metric"], dtype=lay["dtype"],
                                   params=lay["params"], progress=False)
             ray.get(self.ledger.add.remote(entry, node))
@@ -347,8 +357,10 @@ def _sink_class() -> type:
 class _Committer:
     """The driver's side: commits finished segments every `every`, and the rest at the end."""
 
-    def __init__(self, store: Store, keys: Any, ledger: Any, every: int, bar: Any) -> None:
+    def __init__(self, store: Store, keys: Any, ledger: Any, every: int, bar: Any,
+                 staging: Path) -> None:
         self.store, self.keys, self.ledger, self.every, self.bar = store, keys, ledger, every, bar
+        self.staging = staging
         self.lock = threading.Lock()
         self.committed: set[str] = set()
         self.waiting: list[tuple[SegmentEntry, str]] = []
@@ -368,7 +380,8 @@ class _Committer:
             batch = self.waiting if final else self.waiting[: len(self.waiting)
                                                             // self.every * self.every]
             top = ray.get(self.keys.top.remote())
-            self.store.commit_segments([e for e, _ in batch], next_key=top)
+            self.store.commit_segments([e for e, _ in batch], next_key=top,
+                                       staging=self.staging)
             self.commits += 1
             for e, node in batch:
                 self.committed.add(e.id)
@@ -503,8 +516,10 @@ def ingest(
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     per_actor = max(1, cpus // workers)
     ds, what = _read_source(ray, source, blocks=max(4 * workers, 8))
-    ids = _scan_ids(ds, text=text, id=id, what=what, progress=progress)
+    ds, ids = _load(ds, text=text, id=id, what=what, workers=workers, batch_size=batch_size,
+                    rows_per_segment=rows_per_segment, progress=progress)
     st, opened, created = _open_store(store, embedder)
+    staging: Path | None = None
     try:
         if st.embedder is None and st.model is None:
             raise InvalidInputError(
@@ -521,26 +536,28 @@ def ingest(
         keys = keys_cls.remote(st.layout["next_key"])
         ledger = ledger_cls.remote(committed, None if rebuildable else emb)
         gen0 = st.generation
+        staging = st.staging_folder()
+        layout = {**st.layout, "staging": str(staging)}
         with tqdm(total=fresh, desc="ingest", unit="row", disable=not progress) as bar:
-            commit = _Committer(st, keys, ledger, commit_every, bar)
+            commit = _Committer(st, keys, ledger, commit_every, bar, staging)
             if fresh:
                 embedded = ds.map_batches(
                     _Embed, batch_format="pyarrow", batch_size=batch_size,
                     fn_constructor_args=(model.to_dict() if rebuildable and model else None,
                                          ledger, text, id, per_actor),
-                    # Autoscaling from one actor: a fixed pool takes every CPU at once, and Ray
-                    # Data's file listing task, which needs one, would wait forever.
-                    compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers,
-                                                       initial_size=1),
+                    compute=ray.data.ActorPoolStrategy(size=workers),
                     num_cpus=per_actor)
-                sink = _sink_class()(st.layout, id, rows_per_segment, keys, ledger, commit)
+                sink = _sink_class()(layout, id, rows_per_segment, keys, ledger, commit)
                 stop = threading.Event()
                 poller = threading.Thread(target=commit.poll, args=(stop,), daemon=True)
                 poller.start()
                 try:
                     # Write tasks take no CPU slot: the actors hold them all, and a write task
                     # waiting for one would stall the pipeline; index builds overlap embedding.
-                    embedded.write_datasink(sink, ray_remote_args={"num_cpus": 0})
+                    # At most `workers` at once, so their worker processes are reused (each
+                    # new one pays ~2 s importing the store).
+                    embedded.write_datasink(sink, ray_remote_args={"num_cpus": 0},
+                                            concurrency=workers)
                 except WorkbenchError:
                     raise
                 except Exception as exc:
@@ -564,11 +581,12 @@ def ingest(
     except BaseException:
         if created and len(st) == 0:
             st.close()
-            import shutil
-
             shutil.rmtree(st.path, ignore_errors=True)  # leave no empty store behind
             opened = False
         raise
     finally:
+        if staging is not None:
+            # segments written but not committed (a failed job) go with their folder
+            shutil.rmtree(staging, ignore_errors=True)
         if opened:
             st.close()

@@ -21,6 +21,8 @@ FORMAT = "workbench-store"
 FORMAT_VERSION = 1
 MANIFEST_RE = re.compile(r"^manifest-(\d{8})\.json$")
 SEGMENTS_DIR = "segments"
+#: Segments written by other processes wait here (one folder per job) until committed.
+STAGING_DIR = "staging"
 #: A segment id as the store makes them (:func:`~workbench.store.segment.new_segment_id`).
 SEGMENT_ID_RE = re.compile(r"^seg-[0-9a-f]{16}$")
 #: The name each file of a segment must have: a plain name inside ``segments/``, so a forged
@@ -223,9 +225,13 @@ def write_manifest(root: Path, manifest: Manifest, *, keep_on_error: bool = True
     return path
 
 
-def verify_files(root: Path, manifest: Manifest, *, checksums: bool) -> None:
-    """Check that every file of `manifest` exists with its recorded size (and CRC-32)."""
-    seg_dir = root / SEGMENTS_DIR
+def verify_files(root: Path, manifest: Manifest, *, checksums: bool,
+                 folder: Path | None = None) -> None:
+    """Check that every file of `manifest` exists with its recorded size (and CRC-32).
+
+    The files are looked for in `folder` (default: the store's ``segments/``).
+    """
+    seg_dir = root / SEGMENTS_DIR if folder is None else folder
     for seg in manifest.segments:
         for f in seg.files():
             p = seg_dir / f.name

@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from .. import _atomic
 from .._atomic import write_error
 from .._validation import (
     DTYPES,
@@ -41,6 +43,7 @@ from ._snapshot import Snapshot, load_segments
 from ._write import WriteMixin, _fingerprint_of, _same
 from .manifest import (
     SEGMENTS_DIR,
+    STAGING_DIR,
     Manifest,
     SegmentEntry,
     list_generations,
@@ -250,6 +253,9 @@ class Store(ReadMixin, WriteMixin):
                         verify=verify)
             if lock is not None:
                 store._gc()
+                # segments of a job that ended without committing them (the writer holding
+                # the lock is the only one that stages)
+                shutil.rmtree(root / STAGING_DIR, ignore_errors=True)
             return store
         except BaseException:
             if lock is not None:
@@ -403,23 +409,38 @@ class Store(ReadMixin, WriteMixin):
         """What a worker needs to write segments for this store.
 
         For :func:`workbench.store.segment.write_segment`: ``dim``, ``metric``, ``dtype``,
-        ``params`` (the index parameters), ``segments_dir`` (a path), ``model`` (fingerprint
-        dict or None) and ``next_key`` (the first key not yet used).
+        ``params`` (the index parameters), ``model`` (fingerprint dict or None) and
+        ``next_key`` (the first key not yet used). Workers write into a folder from
+        :meth:`staging_folder`.
         """
         m = self._snap().manifest
         return {"dim": m.dim, "metric": m.metric, "dtype": m.dtype,
-                "params": dict(m.index_params), "segments_dir": str(self.path / SEGMENTS_DIR),
+                "params": dict(m.index_params),
                 "model": None if m.model is None else dict(m.model), "next_key": m.next_key}
 
+    def staging_folder(self) -> Path:
+        """A new folder in the store for segments written elsewhere until they are committed.
+
+        Files in ``segments/`` that no manifest names are collected after every commit, so
+        segments in flight wait here instead; :meth:`commit_segments` moves them in. The next
+        writer open removes staging folders left by a job that died.
+        """
+        self._check_writable()
+        folder = self.path / STAGING_DIR / uuid.uuid4().hex[:16]
+        folder.mkdir(parents=True)
+        return folder
+
     def commit_segments(self, entries: Sequence[SegmentEntry], *,
-                        next_key: int | None = None) -> int:
+                        next_key: int | None = None,
+                        staging: str | os.PathLike[str] | None = None) -> int:
         """Commit segments written elsewhere (another process or node) in one commit.
 
-        Each segment's files must lie in this store's ``segments/`` folder, written with
-        :func:`workbench.store.segment.write_segment` using :attr:`layout`, with keys that no
-        live or committed row uses. Their sizes and CRC-32s are checked, their metadata must fit
-        the store's schema, and their ids must be new; otherwise nothing is committed and the
-        store stays as it was (the files are then left for the next writer open to collect).
+        Each segment's files must lie in `staging` (a folder from :meth:`staging_folder`) or
+        in ``segments/``, written with :func:`workbench.store.segment.write_segment` using
+        :attr:`layout`, with keys that no live or committed row uses. Their sizes and CRC-32s
+        are checked, their metadata must fit the store's schema, and their ids must be new;
+        otherwise nothing is committed and the store stays as it was (the files are then left
+        for the next writer open to collect).
 
         Parameters
         ----------
@@ -428,6 +449,8 @@ class Store(ReadMixin, WriteMixin):
         next_key : int, optional
             The first key the writers did not use (at least one past each segment's last
             key, which is the default).
+        staging : path-like, optional
+            The folder the files are in; they are moved into ``segments/`` by the commit.
 
         Returns
         -------
@@ -455,9 +478,10 @@ class Store(ReadMixin, WriteMixin):
             s = self._snap()
             m = s.manifest
             probe = replace(m, segments=tuple(entries))
-            verify_files(self.path, probe, checksums=True)
             seg_dir = self.path / SEGMENTS_DIR
-            metas = [read_meta(seg_dir, e) for e in entries]
+            src = seg_dir if staging is None else Path(staging)
+            verify_files(self.path, probe, checksums=True, folder=src)
+            metas = [read_meta(src, e) for e in entries]
             keys = np.concatenate([f.get_column("key").to_numpy() for f in metas])
             ids = pl.concat([f.select("id") for f in metas]).get_column("id")
             taken = np.concatenate([s.live_keys, *(seg.tombstones for seg in s.segs.values())])
@@ -474,6 +498,17 @@ class Store(ReadMixin, WriteMixin):
             for f in metas:
                 schema = evolve(schema, f, existing=s.live)
             top = max(int(keys.max()) + 1, m.next_key, 0 if next_key is None else int(next_key))
+            if src != seg_dir:
+                moved: list[Path] = []
+                try:
+                    for e in entries:
+                        for f in e.files():
+                            _atomic.OPS.replace(src / f.name, seg_dir / f.name)
+                            moved.append(seg_dir / f.name)
+                    _atomic.OPS.fsync_dir(seg_dir)
+                except OSError as exc:
+                    self._discard(moved)
+                    raise write_error(seg_dir, exc) from exc
             for e in entries:
                 self._stage_segment(e, next_key=top)
         return self.generation
