@@ -313,3 +313,26 @@ def test_report_to_frame(ray_ok: dict, tmp_path: Path) -> None:
     assert f.height == 1 and f.get_column("added").item() == 100
     assert r.rows_per_second > 0 and 0 < r.setup_seconds <= r.seconds
     assert ingest_mod.IngestReport is type(r)
+
+
+def test_two_nodes_write_segments(tmp_path: Path) -> None:
+    # Its own cluster (ray.cluster_utils.Cluster: two raylets on this machine), in a child
+    # process: one driver connects to one cluster.
+    import json
+
+    df = _frame(1200)
+    src = _files(tmp_path / "src", df, 4)
+    child = Path(__file__).with_name("two_nodes_child.py")
+    env = {**os.environ, "PYTHONPATH": str(Path(wb.__file__).parent.parent)}
+    env.pop("RAY_ADDRESS", None)
+    out = subprocess.run([sys.executable, str(child), str(tmp_path / "s"),
+                          str(src / "*.parquet")], capture_output=True, text=True, env=env,
+                         timeout=RAY_TIMEOUT - 20)
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["nodes_in_cluster"] == 2
+    assert report["added"] == 1200 and report["segments"] >= 12
+    assert len(set(report["nodes"])) == 2, report  # both raylets' tasks wrote segments
+    st = wb.Store.open(tmp_path / "s", readonly=True)
+    assert sorted(st.scan().collect().get_column("id").to_list()) == sorted(
+        df.get_column("doc").to_list())

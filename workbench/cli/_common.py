@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import os
 import re
 import shutil
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,47 @@ def _positive_int(value: str) -> int:
     return n
 
 
+
+
+# ------------------------------------------------------------------------------------ --ray
+#: Options that only the Ray jobs read, by their argparse dest.
+RAY_ONLY = {"workers": "--workers", "sample": "--sample",
+            "rows_per_segment": "--rows-per-segment"}
+#: Argument names in workbench.distributed's error messages -> the options that set them.
+RAY_OPTIONS = {"source": "--input", "text": "--text", "id": "--id", "embedder": "--model",
+               "workers": "--workers", "address": "--ray", "sample": "--sample",
+               "rows_per_segment": "--rows-per-segment"}
+
+
+def _check_ray(args: argparse.Namespace) -> bool:
+    """Whether the job runs on Ray (--ray); a Ray-only option without it is an input error."""
+    if args.ray is None:
+        for dest, option in RAY_ONLY.items():
+            if getattr(args, dest, None) is not None:
+                raise InvalidInputError(
+                    f"{option}: only with --ray (it sizes the Ray job); add --ray to run "
+                    f"'workbench {args.command}' on a Ray cluster, or leave {option} out")
+    return args.ray is not None
+
+
+@contextlib.contextmanager
+def _on_ray(args: argparse.Namespace) -> Iterator[Any]:
+    """``workbench.distributed``, connected to the cluster of --ray.
+
+    Imported here only, so that the jobs without --ray never load Ray. Errors of the
+    distributed layer that name one of its arguments are reworded to name the option instead
+    (``source: ...`` -> ``--input: ...``).
+    """
+    from .. import distributed as wd
+
+    try:
+        # --ray alone: RAY_ADDRESS's cluster, or a new local one (stopped when the process
+        # exits); an address: that cluster.
+        wd.connect(args.ray or None)
+        yield wd
+    except WorkbenchError as exc:
+        if len(exc.args) == 1 and isinstance(exc.args[0], str):
+            head, sep, rest = exc.args[0].partition(": ")
+            if sep and head in RAY_OPTIONS:
+                exc.args = (f"{RAY_OPTIONS[head]}: {rest}",)
+        raise
