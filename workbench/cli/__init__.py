@@ -53,6 +53,20 @@ def _add_progress(p: argparse.ArgumentParser) -> None:
                    help="do not draw progress bars on stderr")
 
 
+def _add_ray(p: argparse.ArgumentParser, *, workers: str) -> Any:
+    """--ray [ADDRESS] and --workers N, in their own group of the help; returns the group."""
+    g = p.add_argument_group(
+        "Ray", "run the job on a Ray cluster with workbench.distributed (pip install\n"
+        "'workbench[distributed]'); the store must be on a filesystem every node sees")
+    g.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run on Ray: the cluster at ADDRESS (HOST:PORT, or 'auto'); without "
+                        "ADDRESS the one of $RAY_ADDRESS, else a new local cluster for this "
+                        "run")
+    g.add_argument("--workers", type=_positive_int, metavar="N",
+                   help=f"{workers} (only with --ray; default: the cluster's CPUs)")
+    return g
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``workbench`` command, with every subcommand.
 
@@ -71,8 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = _subcommand(sub, "ingest", ingest, help="embed a Parquet/CSV/JSONL file into a store",
-                    epilog="example:\n  workbench ingest --store data/stores/docs "
-                           "--input docs.parquet --text body --id doc_id")
+                    epilog="examples:\n  workbench ingest --store data/stores/docs "
+                           "--input docs.parquet --text body --id doc_id\n"
+                           "  workbench ingest --store /shared/stores/docs --input "
+                           "'/shared/docs/*.parquet' --text body --id doc_id --ray --workers 8")
     p.add_argument("--store", required=True, metavar="PATH",
                    help="store folder; created when it does not exist")
     p.add_argument("--input", required=True, metavar="FILE",
@@ -86,11 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "must match the store's (default: the store's)")
     p.add_argument("--batch", type=_positive_int, default=10_000, metavar="N",
                    help="rows per commit; an interrupted run keeps the committed batches "
-                        "(default: %(default)s)")
+                        "(default: %(default)s); with --ray commits are whole segments: every "
+                        "ceil(N / --rows-per-segment) segments")
     p.add_argument("--cache", metavar="DIR",
                    help="embedding cache folder (default: $WORKBENCH_CACHE_DIR or "
                         "~/.cache/workbench)")
     _add_progress(p)
+    g = _add_ray(p, workers="embedding actors")
+    g.add_argument("--rows-per-segment", type=_positive_int, metavar="N",
+                   help="rows per segment the write tasks build (only with --ray; default: "
+                        "100000)")
 
     p = _subcommand(sub, "search", search, help="nearest rows of a store to a text query",
                     epilog="examples:\n  workbench search --store data/stores/demo "
@@ -110,8 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print one JSON object per result (id, distance, key, metadata)")
 
     p = _subcommand(sub, "cluster", cluster, help="cluster a store, write clusters to Parquet",
-                    epilog="example:\n  workbench cluster --store data/stores/demo "
-                           "--out reports/clusters.parquet --min-cluster-size 20")
+                    epilog="examples:\n  workbench cluster --store data/stores/demo "
+                           "--out reports/clusters.parquet --min-cluster-size 20\n"
+                           "  workbench cluster --store /shared/stores/big --out clusters.parquet "
+                           "--ray --sample 200000 --workers 16")
     p.add_argument("--store", required=True, metavar="PATH", help="store folder")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="Parquet file to write, one row per clustered store row")
@@ -134,12 +157,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true",
                    help="do not cache reductions in the store's cache/cluster folder")
     _add_progress(p)
+    g = _add_ray(p, workers="tasks that assign the rows outside the sample")
+    g.add_argument("--sample", type=_positive_int, metavar="N",
+                   help="rows the clustering is fitted on, a seeded sample (only with --ray; "
+                        "default: every row, at most 1000000)")
 
     p = _subcommand(sub, "dedup", dedup, help="find near-duplicate rows, write groups to Parquet",
                     epilog="examples:\n  workbench dedup --store data/stores/demo "
                            "--out reports/duplicates.parquet\n"
                            "  workbench dedup --store data/stores/demo --out dups.parquet "
-                           "--method cosine --threshold 0.95 --where \"kind = 'function'\"")
+                           "--method cosine --threshold 0.95 --where \"kind = 'function'\"\n"
+                           "  workbench dedup --store /shared/stores/big --out dups.parquet "
+                           "--threshold 0.97 --ray --workers 16")
     p.add_argument("--store", required=True, metavar="PATH", help="store folder")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="Parquet file to write: every scanned row with its group (null when "
@@ -148,10 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, metavar="T",
                    help="score a pair needs, in (0, 1] (default: 0.5 for hybrid, a calibrated "
                         "probability; Otsu's threshold of the data for cosine and lexical)")
-    p.add_argument("--method", choices=("hybrid", "cosine", "lexical"), default="hybrid",
+    p.add_argument("--method", choices=("hybrid", "cosine", "lexical"),
                    help="pair score: cosine blended with lexical features, the cosine alone, "
-                        "or the token-sort ratio (default: %(default)s; cosine when the store "
-                        "has no text column)")
+                        "or the token-sort ratio (default: hybrid; cosine with --ray or when "
+                        "the store has no text column)")
     p.add_argument("-k", "--k", type=_positive_int, default=16, metavar="N",
                    help="neighbours searched per row (default: %(default)s)")
     p.add_argument("--where", metavar="EXPR",
@@ -175,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true",
                    help="do not cache the kNN graph in the store's cache/dedup folder")
     _add_progress(p)
+    _add_ray(p, workers="parallel LSH map tasks and reduce partitions")
 
     p = _subcommand(sub, "drift", drift,
                     help="test time windows for drift, write an HTML report (exit 1: drift)",
@@ -182,7 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "examples:\n  workbench drift --store data/stores/stream "
                            "--out reports/drift.html\n"
                            "  workbench drift --store PATH --time created --every 1w "
-                           "--reference previous --out drift.html --json windows.json")
+                           "--reference previous --out drift.html --json windows.json\n"
+                           "  workbench drift --store /shared/stores/stream --out drift.html "
+                           "--ray auto --workers 16")
     p.add_argument("--store", required=True, metavar="PATH", help="store folder")
     p.add_argument("--out", required=True, metavar="FILE",
                    help="HTML report to write (self-contained: opens offline)")
@@ -205,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="N",
                    help="seed of the permutations and classifiers (default: %(default)s)")
     _add_progress(p)
+    _add_ray(p, workers="map tasks over the store's segments, at most")
 
     p = _subcommand(sub, "compress", compress,
                     help="vector dtypes and dimension cuts, or smaller models, against a store",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import sys
 import time
@@ -13,7 +14,16 @@ from typing import Any
 import polars as pl
 
 from ..errors import InvalidInputError, MissingColumnError, NotAStoreError
-from ._common import _check_column, _embedder, _fit, _read_table, _text_column, _where
+from ._common import (
+    _check_column,
+    _check_ray,
+    _embedder,
+    _fit,
+    _on_ray,
+    _read_table,
+    _text_column,
+    _where,
+)
 
 
 # ------------------------------------------------------------------------------------ ingest
@@ -40,6 +50,12 @@ def ingest(args: argparse.Namespace) -> int:
     resumes where it stopped; the embeddings computed so far are in the embedding cache. All
     columns of the file are stored as metadata.
 
+    With --ray the job runs workbench.distributed.ingest on a Ray cluster: Ray Data reads the
+    input (which may then be a glob of files of one kind), --workers actors embed, write tasks
+    build segments of --rows-per-segment rows and this process commits them, every
+    ceil(--batch / --rows-per-segment) segments and at the end. The store holds the same ids,
+    metadata and vectors as without --ray; its folder must be on a filesystem every node sees.
+
     Parameters
     ----------
     args : argparse.Namespace
@@ -63,6 +79,8 @@ def ingest(args: argparse.Namespace) -> int:
     """
     from ..store import Store
 
+    if _check_ray(args):
+        return _ingest_on_ray(args)
     t0 = time.perf_counter()
     path = Path(args.store)
     df = _read_table(args.input)
@@ -120,6 +138,30 @@ def ingest(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     print(f"added {added:,} rows, skipped {df.height - fresh.height:,} already in the store; "
           f"{path} holds {size:,} rows ({seconds:.1f} s)")
+    return 0
+
+
+def _ingest_on_ray(args: argparse.Namespace) -> int:
+    """``workbench ingest --ray``: workbench.distributed.ingest, and the same summary line."""
+    path = Path(args.store)
+    embedder = _ingest_embedder(path, args.model, args.cache or True)
+    with _on_ray(args) as wd:
+        from ..distributed.ingest import ROWS_PER_SEGMENT
+
+        per_segment = args.rows_per_segment or ROWS_PER_SEGMENT
+        try:
+            rep = wd.ingest(path, args.input, text=args.text, id=args.id or "id",
+                            embedder=embedder, workers=args.workers,
+                            rows_per_segment=per_segment,
+                            commit_every=-(-args.batch // per_segment),
+                            address=args.ray or None, progress=args.progress)
+        except KeyboardInterrupt:
+            print("interrupted: the segments committed so far are kept; run the same command "
+                  "again to resume", file=sys.stderr)
+            raise
+    print(f"added {rep.added:,} rows, skipped {rep.skipped:,} already in the store; "
+          f"{path} holds {rep.rows:,} rows ({rep.seconds:.1f} s; {rep.workers} workers, "
+          f"{rep.segments} segments)")
     return 0
 
 
@@ -198,6 +240,12 @@ def cluster(args: argparse.Namespace) -> int:
     noise and each cluster's top keywords (from --text). Reductions are cached in the store's
     folder, so a re-run with another --min-cluster-size is fast.
 
+    With --ray the job runs workbench.distributed.cluster: the clustering is fitted on a seeded
+    sample of --sample rows (default: all rows, up to a million) and Ray tasks assign every
+    other row to it. The file then holds the columns of its points (key, id, cluster, topic, x,
+    y, confidence: 1 for fitted rows, the neighbours' vote share for assigned ones, fitted);
+    with a sample of every row the labels, layout and printed clusters are those without --ray.
+
     Parameters
     ----------
     args : argparse.Namespace
@@ -220,33 +268,49 @@ def cluster(args: argparse.Namespace) -> int:
     from ..analysis import cluster as run_cluster
     from ..store import Store
 
+    on_ray = _check_ray(args)
     where = _where(args.where)
     out = Path(args.out)
     presets = {"none": None}
-    with Store.open(args.store, readonly=True) as store:
+    with (_on_ray(args) if on_ray else contextlib.nullcontext()) as wd, \
+            Store.open(args.store, readonly=True) as store:
         text = _text_column(store.scan().collect_schema(), args.text, what="the store")
-        res = run_cluster(
-            store, reducer=presets.get(args.reducer, args.reducer),
+        kwargs: dict[str, Any] = dict(
+            reducer=presets.get(args.reducer, args.reducer),
             layout=presets.get(args.layout, args.layout), where=where, text=text,
             min_cluster_size=args.min_cluster_size, min_samples=args.min_samples,
             cache=not args.no_cache, random_state=args.random_state, progress=args.progress,
         )
+        if wd is None:
+            res = fitted = run_cluster(store, **kwargs)
+        else:
+            res = wd.cluster(store, workers=args.workers, sample=args.sample, **kwargs)
+            fitted = res.fitted
     frame = res.to_frame()
+    clusters = fitted.clusters
+    if wd is not None:  # sizes over every row, not only the fitted sample
+        sizes = frame.group_by("cluster").len()
+        clusters = clusters.join(sizes, on="cluster", how="left").with_columns(
+            pl.col("len").fill_null(0).cast(clusters.schema["size"]).alias("size")).drop("len")
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.write_parquet(out)
     n, noise = frame.height, int((res.labels < 0).sum())
-    print(f"{res.clusters.height} clusters over {n:,} rows, noise {noise / n:.1%} "
+    print(f"{clusters.height} clusters over {n:,} rows, noise {noise / n:.1%} "
           f"({noise:,} rows)")
-    print(res.metrics.summary())
-    if res.clusters.height:
-        top = res.clusters.sort("size", descending=True).head(args.show)
+    if wd is not None:
+        p = res.params
+        print(f"fitted on {res.sample:,} of {n:,} rows (--sample); {n - res.sample:,} assigned "
+              f"in {p['tasks']} Ray task(s) with {p['workers']} worker(s)")
+    print(fitted.metrics.summary())
+    if clusters.height:
+        top = clusters.sort("size", descending=True).head(args.show)
         width = shutil.get_terminal_size((100, 24)).columns
         print(f"{'cluster':>7}  {'size':>6}  keywords")
         for c, size, words in top.select("cluster", "size", "keywords").iter_rows():
             shown = ", ".join(words[:8]) if words else "(no keywords: no --text column)"
             print(f"{c:>7}  {size:>6,}  {_fit(shown, width - 17)}")
-        if res.clusters.height > top.height:
-            print(f"... {res.clusters.height - top.height} smaller clusters not shown (--show)")
+        if clusters.height > top.height:
+            print(f"... {clusters.height - top.height} smaller clusters not shown (--show)")
     print(f"wrote {out} ({n:,} rows: {', '.join(frame.columns)})")
     return 0
 
@@ -286,6 +350,19 @@ def _groups_table(groups: pl.DataFrame, text: str | None, width: int) -> str:
     return "\n".join(lines)
 
 
+def _check_ray_dedup(args: argparse.Namespace, method: str) -> None:
+    """The options ``dedup --ray`` cannot honour, each an error naming it."""
+    if method != "cosine":
+        raise InvalidInputError(f"--method: with --ray pairs are scored by cosine only; "
+                                f"expected cosine, got {method}")
+    if args.candidates == "index":
+        raise InvalidInputError("--candidates: with --ray candidate pairs come from LSH only; "
+                                "expected auto or lsh, got index")
+    if args.threshold is None:
+        raise InvalidInputError("--threshold: with --ray the cosine a pair must reach is "
+                                "required, in (0, 1], e.g. --threshold 0.95")
+
+
 def dedup(args: argparse.Namespace) -> int:
     """Find exact and near-duplicate rows of a store and write every row's group to Parquet.
 
@@ -297,6 +374,12 @@ def dedup(args: argparse.Namespace) -> int:
     the summary, the threshold and how it was chosen, and the largest groups with their texts.
     The kNN graph is cached in the store's folder, so a re-run with another --threshold or
     --grouping searches nothing.
+
+    With --ray the job runs workbench.distributed.find_duplicates: LSH candidates hashed and
+    verified in Ray tasks over the store's segments. It scores pairs by cosine against a
+    --threshold (both required: --method cosine is the default there, and --candidates must
+    be auto or lsh), builds its graph afresh each run (no cache), and gives the groups, pairs
+    and file of ``--method cosine --candidates lsh`` without --ray.
 
     Parameters
     ----------
@@ -322,19 +405,32 @@ def dedup(args: argparse.Namespace) -> int:
     from ..analysis.dedup import DedupWarning
     from ..store import Store
 
+    on_ray = _check_ray(args)
+    method = args.method or ("cosine" if on_ray else "hybrid")
+    if on_ray:
+        _check_ray_dedup(args, method)
     where = _where(args.where)
     out = Path(args.out)
-    with Store.open(args.store, readonly=True) as store:
+    with (_on_ray(args) if on_ray else contextlib.nullcontext()) as wd, \
+            Store.open(args.store, readonly=True) as store:
         schema = store.scan().collect_schema()
         text = "text" if args.text is None else _check_column(
             schema.names(), args.text, option="--text", what="the store")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", DedupWarning)
-            res = find_duplicates(
-                store, threshold=args.threshold, k=args.k, where=where, text=text,
-                method=args.method, grouping=args.grouping, keep=args.keep,
-                candidates=args.candidates, cache=not args.no_cache, progress=args.progress,
-            )
+            if wd is None:
+                res = find_duplicates(
+                    store, threshold=args.threshold, k=args.k, where=where, text=text,
+                    method=method, grouping=args.grouping, keep=args.keep,
+                    candidates=args.candidates, cache=not args.no_cache,
+                    progress=args.progress,
+                )
+            else:
+                res = wd.find_duplicates(
+                    store, threshold=args.threshold, k=args.k, where=where, text=text,
+                    grouping=args.grouping, keep=args.keep, progress=args.progress,
+                    workers=args.workers,
+                )
         shown_text = res.info.get("text")
         top = res.groups.filter(pl.col("group") < args.show)
         if shown_text is not None and top.height:
@@ -399,6 +495,10 @@ def drift(args: argparse.Namespace) -> int:
     every metric over time and what changed in the flagged windows. Meant for cron and CI: the
     exit status says whether drift was found.
 
+    With --ray the job runs workbench.distributed.compute_drift: Ray tasks sum each window's
+    vectors and random features segment by segment; the flags, p-values and report are those
+    without --ray (statistics within float rounding).
+
     Parameters
     ----------
     args : argparse.Namespace
@@ -425,10 +525,12 @@ def drift(args: argparse.Namespace) -> int:
     from ..reports.drift import write_drift_report
     from ..store import Store
 
+    on_ray = _check_ray(args)
     where = _where(args.where)
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     reference = _reference(args.reference)
-    with Store.open(args.store, readonly=True) as store:
+    with (_on_ray(args) if on_ray else contextlib.nullcontext()) as wd, \
+            Store.open(args.store, readonly=True) as store:
         schema = store.scan().collect_schema()
         _check_column(schema.names(), args.time, option="--time", what="the store")
         text = None
@@ -437,9 +539,12 @@ def drift(args: argparse.Namespace) -> int:
         elif "text" in schema.names():
             text = "text"
         kwargs: dict[str, Any] = {"text": text} if text is not None else {}
-        res = compute_drift(store, time=args.time, every=args.every, reference=reference,
-                            methods=methods, where=where, alpha=args.alpha,
-                            random_state=args.seed, progress=args.progress, **kwargs)
+        if wd is not None:
+            kwargs["workers"] = args.workers
+        run = compute_drift if wd is None else wd.compute_drift
+        res = run(store, time=args.time, every=args.every, reference=reference,
+                  methods=methods, where=where, alpha=args.alpha, random_state=args.seed,
+                  progress=args.progress, **kwargs)
     out = write_drift_report(res, args.out, title="Drift report",
                              subtitle=f"{args.store}: {args.time} every {args.every}")
     if args.json is not None:

@@ -174,9 +174,8 @@ def _load(ds: Any, *, text: str, id: str, what: str, workers: int,  # noqa: A002
             # Blocks enough for every worker: a dataset built from one table is one block,
             # and Ray Data's file reader hands several files to one task, which one actor
             # would then embed alone (5,000 rows in 3 files, 2 actors: 24 s, 17 s split).
-            per_block = -(-n // (4 * workers))
-            ds = ds.repartition(target_num_rows_per_block=min(max(per_block, batch_size),
-                                                              rows_per_segment)).materialize()
+            ds = ds.repartition(target_num_rows_per_block=_block_rows(
+                n, workers, batch_size, rows_per_segment)).materialize()
     except Exception as exc:  # an unreadable file surfaces here, while reading
         raise InvalidInputError(f"source: could not read {what}: {_root(exc)}") from exc
     parts: list[pl.DataFrame] = []
@@ -198,6 +197,17 @@ def _load(ds: Any, *, text: str, id: str, what: str, workers: int,  # noqa: A002
         raise DuplicateIdError(
             f"id: {what} repeat {repeated.len()} id(s) (across files too): {shown}")
     return ds, ids
+
+
+def _block_rows(n: int, workers: int, batch_size: int, rows_per_segment: int) -> int:
+    """Rows per block: about a quarter of a worker's share (at least a batch), and a divisor
+    of `rows_per_segment`, so that the write tasks' bundles (at least `rows_per_segment`
+    rows) are whole segments with no small remainder."""
+    want = min(max(-(-n // (4 * workers)), batch_size), rows_per_segment)
+    m = -(-rows_per_segment // want)
+    while rows_per_segment % m:
+        m += 1
+    return rows_per_segment // m
 
 
 def _root(exc: BaseException) -> str:
