@@ -18,7 +18,8 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from ..analysis.cluster import ClusterResult, _for_assign
+from ..analysis._assign import for_assign
+from ..analysis.cluster import ClusterResult
 from ..analysis.cluster import cluster as _fit
 from ..errors import InvalidInputError
 from ._cluster import DistributedError, default_workers, ensure
@@ -178,7 +179,7 @@ def cluster(
     t_fit = time.perf_counter() - t0
 
     groups = _groups(view, rows, chosen, workers)
-    result_ref = ray.put(_for_assign(fitted))
+    result_ref = ray.put(for_assign(fitted))
     chosen_ref = ray.put(chosen)
     task = ray.remote(_assign_segments).options(num_cpus=1, max_retries=1)
     refs = [task.remote(str(Path(store.path)), view.generation, ids, result_ref, chosen_ref,

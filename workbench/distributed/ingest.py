@@ -200,9 +200,11 @@ def _load(ds: Any, *, text: str, id: str, what: str, workers: int,  # noqa: A002
 
 
 def _block_rows(n: int, workers: int, batch_size: int, rows_per_segment: int) -> int:
-    """Rows per block: about a quarter of a worker's share (at least a batch), and a divisor
-    of `rows_per_segment`, so that the write tasks' bundles (at least `rows_per_segment`
-    rows) are whole segments with no small remainder."""
+    """Rows per block: a quarter of a worker's share (at least a batch) dividing a segment.
+
+    A divisor of `rows_per_segment`, so that the write tasks' bundles (at least
+    `rows_per_segment` rows) are whole segments with no small remainder.
+    """
     want = min(max(-(-n // (4 * workers)), batch_size), rows_per_segment)
     m = -(-rows_per_segment // want)
     while rows_per_segment % m:
