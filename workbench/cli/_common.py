@@ -8,6 +8,7 @@ import inspect
 import os
 import re
 import shutil
+import socket
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -160,6 +161,8 @@ RAY_ONLY = {"workers": "--workers", "sample": "--sample",
 RAY_OPTIONS = {"source": "--input", "text": "--text", "id": "--id", "embedder": "--model",
                "workers": "--workers", "address": "--ray", "sample": "--sample",
                "rows_per_segment": "--rows-per-segment"}
+#: Seconds to wait for a --ray HOST:PORT to accept a connection.
+ADDRESS_TIMEOUT_S = 5.0
 
 
 def _check_ray(args: argparse.Namespace) -> bool:
@@ -171,6 +174,22 @@ def _check_ray(args: argparse.Namespace) -> bool:
                     f"{option}: only with --ray (it sizes the Ray job); add --ray to run "
                     f"'workbench {args.command}' on a Ray cluster, or leave {option} out")
     return args.ray is not None
+
+
+def _check_address(address: str | None) -> None:
+    """A HOST:PORT that nothing listens on, as an error (Ray would retry it for minutes)."""
+    if not address or "://" in address or address in ("auto", "local"):
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise InvalidInputError(f"--ray: expected HOST:PORT or 'auto', got {address!r}")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)),
+                                      timeout=ADDRESS_TIMEOUT_S):
+            pass
+    except OSError as exc:
+        raise InvalidInputError(f"--ray: no Ray cluster answers at {address} "
+                                f"({exc.strerror or type(exc).__name__})") from exc
 
 
 @contextlib.contextmanager
@@ -186,6 +205,7 @@ def _on_ray(args: argparse.Namespace) -> Iterator[Any]:
     try:
         # --ray alone: RAY_ADDRESS's cluster, or a new local one (stopped when the process
         # exits); an address: that cluster.
+        _check_address(args.ray or os.environ.get("RAY_ADDRESS") or None)
         wd.connect(args.ray or None)
         yield wd
     except WorkbenchError as exc:

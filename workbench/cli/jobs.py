@@ -160,8 +160,8 @@ def _ingest_on_ray(args: argparse.Namespace) -> int:
                   "again to resume", file=sys.stderr)
             raise
     print(f"added {rep.added:,} rows, skipped {rep.skipped:,} already in the store; "
-          f"{path} holds {rep.rows:,} rows ({rep.seconds:.1f} s; {rep.workers} workers, "
-          f"{rep.segments} segments)")
+          f"{path} holds {rep.rows:,} rows ({rep.seconds:.1f} s; {rep.workers} worker"
+          f"{'s' * (rep.workers != 1)}, {rep.segments} segment{'s' * (rep.segments != 1)})")
     return 0
 
 
