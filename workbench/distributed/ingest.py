@@ -56,6 +56,9 @@ VECTOR = "__wb_vector"
 #: Rows per segment by default: few, large segments search fastest (every extra segment
 #: searched costs throughput), while a segment still builds in seconds on one core.
 ROWS_PER_SEGMENT = 100_000
+#: Texts per actor call. The embedder sorts a call's texts by length before batching by a
+#: token budget, so larger calls waste less padding (in-process it sorts 16,384 at a time).
+BATCH_SIZE = 1024
 READERS = {".parquet": "read_parquet", ".pq": "read_parquet", ".csv": "read_csv",
            ".jsonl": "read_json", ".ndjson": "read_json", ".json": "read_json"}
 
@@ -168,14 +171,12 @@ def _load(ds: Any, *, text: str, id: str, what: str, workers: int,  # noqa: A002
             raise MissingColumnError(
                 f"{opt}: {what} have no column {col!r} (columns are {names})")
     try:
-        ds = ds.materialize()
-        n = ds.count()
-        if n:
-            # Blocks enough for every worker: a dataset built from one table is one block,
-            # and Ray Data's file reader hands several files to one task, which one actor
-            # would then embed alone (5,000 rows in 3 files, 2 actors: 24 s, 17 s split).
-            ds = ds.repartition(target_num_rows_per_block=_block_rows(
-                n, workers, batch_size, rows_per_segment)).materialize()
+        n = ds.count()  # Parquet: from the files' metadata
+        # Blocks enough for every worker: a dataset built from one table is one block, and
+        # Ray Data's file reader hands several files to one task, which one actor would then
+        # embed alone (5,000 rows in 3 files, 2 actors: 24 s, 17 s split).
+        ds = (ds.repartition(target_num_rows_per_block=_block_rows(
+            n, workers, rows_per_segment)) if n else ds).materialize()
     except Exception as exc:  # an unreadable file surfaces here, while reading
         raise InvalidInputError(f"source: could not read {what}: {_root(exc)}") from exc
     parts: list[pl.DataFrame] = []
@@ -199,13 +200,13 @@ def _load(ds: Any, *, text: str, id: str, what: str, workers: int,  # noqa: A002
     return ds, ids
 
 
-def _block_rows(n: int, workers: int, batch_size: int, rows_per_segment: int) -> int:
-    """Rows per block: a quarter of a worker's share (at least a batch) dividing a segment.
+def _block_rows(n: int, workers: int, rows_per_segment: int) -> int:
+    """Rows per block: a quarter of a worker's share, dividing a segment.
 
     A divisor of `rows_per_segment`, so that the write tasks' bundles (at least
     `rows_per_segment` rows) are whole segments with no small remainder.
     """
-    want = min(max(-(-n // (4 * workers)), batch_size), rows_per_segment)
+    want = max(1, min(-(-n // (4 * workers)), rows_per_segment))
     m = -(-rows_per_segment // want)
     while rows_per_segment % m:
         m += 1
@@ -215,7 +216,8 @@ def _block_rows(n: int, workers: int, batch_size: int, rows_per_segment: int) ->
 def _root(exc: BaseException) -> str:
     """The innermost message of a Ray-wrapped error."""
     cause = getattr(exc, "cause", None) or exc.__cause__
-    return str(cause if cause is not None else exc).strip().splitlines()[-1][:500]
+    lines = str(cause if cause is not None else exc).strip().splitlines()
+    return (lines[-1] if lines else type(cause or exc).__name__)[:500]
 
 
 class _Embed:
@@ -254,13 +256,23 @@ class _Embed:
         return table.append_column(VECTOR, pa.FixedSizeListArray.from_arrays(flat, vecs.shape[1]))
 
 
-def _actors(ray: Any) -> tuple[Any, Any]:
-    @ray.remote(num_cpus=0)
-    class Keys:
-        """Hands out disjoint key ranges to the write tasks."""
+def _ledger(ray: Any) -> Any:
+    """The job's one small actor (one process: each costs an interpreter start)."""
 
-        def __init__(self, start: int) -> None:
+    @ray.remote(num_cpus=0)
+    class Ledger:
+        """Key ranges, finished segments, and what every embedding actor needs.
+
+        Key ranges go to the write tasks; the segments they finished are taken by the
+        driver's checkpoint commits; the committed ids and a model that cannot be rebuilt
+        from its fingerprint go to the embedding actors.
+        """
+
+        def __init__(self, start: int, committed: pl.Series, embedder: Any) -> None:
             self.next = int(start)
+            self.entries: list[tuple[SegmentEntry, str]] = []
+            self._committed = committed
+            self._embedder = embedder
 
         def reserve(self, n: int) -> int:
             start = self.next
@@ -269,15 +281,6 @@ def _actors(ray: Any) -> tuple[Any, Any]:
 
         def top(self) -> int:
             return self.next
-
-    @ray.remote(num_cpus=0)
-    class Ledger:
-        """Segments finished by write tasks, taken by the driver's checkpoint commits."""
-
-        def __init__(self, committed: pl.Series, embedder: Any) -> None:
-            self.entries: list[tuple[SegmentEntry, str]] = []
-            self._committed = committed
-            self._embedder = embedder
 
         def committed(self) -> pl.Series:
             return self._committed
@@ -292,7 +295,7 @@ def _actors(ray: Any) -> tuple[Any, Any]:
             out, self.entries = self.entries, []
             return out
 
-    return Keys, Ledger
+    return Ledger
 
 
 def _sink_class() -> type:
@@ -451,7 +454,7 @@ def ingest(
     id: str = "id",  # noqa: A002 - the documented argument name
     embedder: Embedder | None = None,
     workers: int | None = None,
-    batch_size: int = 256,
+    batch_size: int = BATCH_SIZE,
     rows_per_segment: int = ROWS_PER_SEGMENT,
     commit_every: int = 8,
     address: str | None = None,
@@ -544,17 +547,20 @@ def ingest(
         fresh = int((~ids.is_in(committed.implode())).sum())
         skipped = ids.len() - fresh
         setup = time.perf_counter() - t0
-        keys_cls, ledger_cls = _actors(ray)
-        keys = keys_cls.remote(st.layout["next_key"])
-        ledger = ledger_cls.remote(committed, None if rebuildable else emb)
+        ledger = _ledger(ray).remote(st.layout["next_key"], committed,
+                                     None if rebuildable else emb)
+        keys = ledger
         gen0 = st.generation
         staging = st.staging_folder()
         layout = {**st.layout, "staging": str(staging)}
         with tqdm(total=fresh, desc="ingest", unit="row", disable=not progress) as bar:
             commit = _Committer(st, keys, ledger, commit_every, bar, staging)
             if fresh:
+                # A call never spans blocks (Ray Data would bundle small blocks into one call,
+                # and one actor would embed them all).
+                call = min(batch_size, _block_rows(ids.len(), workers, rows_per_segment))
                 embedded = ds.map_batches(
-                    _Embed, batch_format="pyarrow", batch_size=batch_size,
+                    _Embed, batch_format="pyarrow", batch_size=call,
                     fn_constructor_args=(model.to_dict() if rebuildable and model else None,
                                          ledger, text, id, per_actor),
                     compute=ray.data.ActorPoolStrategy(size=workers),
@@ -568,8 +574,9 @@ def ingest(
                     # waiting for one would stall the pipeline; index builds overlap embedding.
                     # At most `workers` at once, so their worker processes are reused (each
                     # new one pays ~2 s importing the store).
+                    writers = max(1, min(workers, -(-fresh // rows_per_segment)))
                     embedded.write_datasink(sink, ray_remote_args={"num_cpus": 0},
-                                            concurrency=workers)
+                                            concurrency=writers)
                 except WorkbenchError:
                     raise
                 except Exception as exc:
@@ -583,8 +590,7 @@ def ingest(
                 if commit.error is not None:
                     raise DistributedError(
                         f"ingest: a checkpoint commit failed: {commit.error}") from commit.error
-        for actor in (keys, ledger):
-            ray.kill(actor)
+        ray.kill(ledger)
         return IngestReport(
             path=str(st.path), generation=st.generation, added=commit.rows, skipped=skipped,
             rows=len(st), segments=len(commit.committed), commits=st.generation - gen0,
