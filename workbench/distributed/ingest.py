@@ -305,11 +305,10 @@ def _sink_class() -> type:
         """Writes whole segments in the write tasks; the driver commits them."""
 
         def __init__(self, layout: dict[str, Any], id: str, rows_per_segment: int,  # noqa: A002
-                     keys: Any, ledger: Any, commit: Any) -> None:
+                     ledger: Any, commit: Any) -> None:
             self.layout = layout
             self.id = id
             self.rows_per_segment = rows_per_segment
-            self.keys = keys
             self.ledger = ledger
             self._commit = commit  # driver-side callable (not pickled into tasks: see below)
 
@@ -348,7 +347,7 @@ def _sink_class() -> type:
             import ray
 
             lay = self.layout
-            start = ray.get(self.keys.reserve.remote(f.height))
+            start = ray.get(self.ledger.reserve.remote(f.height))
             keys = np.arange(start, start + f.height, dtype=np.uint64)
             vecs = np.asarray(f.get_column(VECTOR).to_list(), dtype=np.float32) \
                 if f.schema[VECTOR] != pl.Array else f.get_column(VECTOR).to_numpy()
@@ -372,9 +371,9 @@ def _sink_class() -> type:
 class _Committer:
     """The driver's side: commits finished segments every `every`, and the rest at the end."""
 
-    def __init__(self, store: Store, keys: Any, ledger: Any, every: int, bar: Any,
+    def __init__(self, store: Store, ledger: Any, every: int, bar: Any,
                  staging: Path) -> None:
-        self.store, self.keys, self.ledger, self.every, self.bar = store, keys, ledger, every, bar
+        self.store, self.ledger, self.every, self.bar = store, ledger, every, bar
         self.staging = staging
         self.lock = threading.Lock()
         self.committed: set[str] = set()
@@ -394,7 +393,7 @@ class _Committer:
                 return
             batch = self.waiting if final else self.waiting[: len(self.waiting)
                                                             // self.every * self.every]
-            top = ray.get(self.keys.top.remote())
+            top = ray.get(self.ledger.top.remote())
             self.store.commit_segments([e for e, _ in batch], next_key=top,
                                        staging=self.staging)
             self.commits += 1
@@ -408,19 +407,14 @@ class _Committer:
 
     def poll(self, stop: threading.Event) -> None:
         """Checkpoint commits while the job runs (a background thread of the driver)."""
+        import ray
+
         while not stop.wait(0.5):
             try:
-                self(ray_get_take(self.ledger))
+                self(ray.get(self.ledger.take.remote()))
             except BaseException as exc:  # reported by the job after it ends
                 self.error = exc
                 return
-
-
-def ray_get_take(ledger: Any) -> list[tuple[SegmentEntry, str]]:
-    """Segments the write tasks finished since the last call."""
-    import ray
-
-    return ray.get(ledger.take.remote())
 
 
 def _open_store(store: Store | str | os.PathLike[str], embedder: Embedder | None
@@ -549,12 +543,11 @@ def ingest(
         setup = time.perf_counter() - t0
         ledger = _ledger(ray).remote(st.layout["next_key"], committed,
                                      None if rebuildable else emb)
-        keys = ledger
         gen0 = st.generation
         staging = st.staging_folder()
         layout = {**st.layout, "staging": str(staging)}
         with tqdm(total=fresh, desc="ingest", unit="row", disable=not progress) as bar:
-            commit = _Committer(st, keys, ledger, commit_every, bar, staging)
+            commit = _Committer(st, ledger, commit_every, bar, staging)
             if fresh:
                 # A call never spans blocks (Ray Data would bundle small blocks into one call,
                 # and one actor would embed them all).
@@ -565,7 +558,7 @@ def ingest(
                                          ledger, text, id, per_actor),
                     compute=ray.data.ActorPoolStrategy(size=workers),
                     num_cpus=per_actor)
-                sink = _sink_class()(layout, id, rows_per_segment, keys, ledger, commit)
+                sink = _sink_class()(layout, id, rows_per_segment, ledger, commit)
                 stop = threading.Event()
                 poller = threading.Thread(target=commit.poll, args=(stop,), daemon=True)
                 poller.start()

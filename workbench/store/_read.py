@@ -339,6 +339,15 @@ def iter_unit_vectors(s: Snapshot, rows: pl.DataFrame, chunk: int = 32_768
         yield lo, x
 
 
+def live_positions(s: Snapshot, keys: NDArray[np.uint64]
+                   ) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+    """Positions of `keys` in ``s.live`` (sorted by key) and whether each key is live."""
+    pos = np.searchsorted(s.live_keys, keys)
+    found = pos < s.live_keys.size
+    found[found] = s.live_keys[pos[found]] == keys[found]
+    return pos, found
+
+
 def _result_frame(
     s: Snapshot, keys: NDArray[np.uint64], dist: NDArray[np.float32]
 ) -> pl.DataFrame:
@@ -346,9 +355,7 @@ def _result_frame(
     valid = np.isfinite(dist)
     qrow = np.broadcast_to(np.arange(nq, dtype=np.uint32)[:, None], keys.shape)[valid]
     flat_keys = keys[valid]
-    pos = np.searchsorted(s.live_keys, flat_keys)
-    found = pos < s.live_keys.size
-    found[found] = s.live_keys[pos[found]] == flat_keys[found]
+    pos, found = live_positions(s, flat_keys)
     if not found.all():
         # Only a damaged index (opened with verify=False) can return a key the store does
         # not hold; never answer with another row's metadata.

@@ -41,6 +41,7 @@ from .manifest import (
     manifest_path,
     read_manifest,
     require_store,
+    verify_files,
 )
 from .segment import LoadedSegment
 
@@ -361,9 +362,7 @@ class StoreView:
             A key that is not live in this generation.
         """
         keys = np.asarray(keys, dtype=np.uint64)
-        pos = np.searchsorted(self._s.live_keys, keys)
-        ok = pos < self._s.live_keys.size
-        ok[ok] = self._s.live_keys[pos[ok]] == keys[ok]
+        pos, ok = _read.live_positions(self._s, keys)
         if not ok.all():
             raise InvalidInputError(
                 f"keys: expected live keys of generation {self.generation}, "
@@ -422,8 +421,6 @@ def _marker(p: Path, crc: str) -> Path | None:
 
 def _verify(root: Path, m: Manifest, *, checksums: bool) -> None:
     """Sizes of every file of `m`, and CRC-32s once per node per file version."""
-    from .manifest import verify_files
-
     verify_files(root, m, checksums=False)
     if not checksums:
         return
