@@ -30,11 +30,11 @@ def test_notebook_runs(path: Path, tmp_path: Path) -> None:
         pytest.skip("run in the real browser by tests/browser/test_notebooks_browser.py "
                     "(WORKBENCH_NBCLIENT=1 runs it here too)")
     import nbformat
-    from nbclient import NotebookClient
+
+    from workbench.notebooks import execute
 
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    execute(nb, path=tmp_path, timeout=600)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors

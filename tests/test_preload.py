@@ -23,7 +23,9 @@ def _run(code: str) -> str:
 
 def test_import_workbench_loads_torch_before_usearch() -> None:
     out = _run(
-        "import sys, workbench, torch\n"
+        "import sys, workbench\n"
+        "workbench.Store  # loads the store, and usearch with it\n"
+        "import torch\n"
         "mods = list(sys.modules)\n"
         "print(mods.index('torch') < mods.index('usearch.compiled'))\n"
         "print(torch.ops.aten.slice.Tensor._schema)\n"
@@ -45,6 +47,7 @@ needs_onnxruntime = pytest.mark.skipif(importlib.util.find_spec("onnxruntime") i
 def test_onnxruntime_loaded_before_usearch() -> None:
     out = _run(
         "import sys, workbench\n"
+        "workbench.Store\n"
         "from workbench.compress.quantize import _onnxruntime_loaded_before_usearch as ok\n"
         "print(ok())\n"
     )

@@ -9,8 +9,8 @@ valid models and, from 1.23, segfaults on import. Loaded *before* usearch, they 
 system libstdc++ as they should (the fix other packages with a static libstdc++ use too, e.g.
 pytorch/pytorch#109923).
 
-``import workbench`` imports this module first. It costs about a second (torch's import),
-which the embedders pay anyway on first use.
+Every module that imports usearch imports this module first (``import workbench`` alone loads
+neither). It costs about a second (torch's import), which the embedders pay anyway.
 """
 
 from __future__ import annotations

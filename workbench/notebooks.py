@@ -6,6 +6,7 @@ import base64
 import copy
 import html
 import re
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +16,23 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from .errors import MissingDependencyError
+
+
+def execute(nb: Any, *, path: str | Path, timeout: int = 900) -> Any:
+    """Run a notebook in place in a fresh ``python3`` kernel, talking to it over IPC.
+
+    Unix sockets in a private temporary folder instead of loopback TCP: nothing else on the
+    machine can connect to the kernel, and ipykernel does not warn "Kernel is running over
+    TCP without encryption" on every start.
+    """
+    from jupyter_client.manager import KernelManager
+    from nbclient import NotebookClient
+
+    with tempfile.TemporaryDirectory(prefix="workbench-kernel-") as sockets:
+        km = KernelManager(kernel_name="python3", transport="ipc",
+                           ip=str(Path(sockets) / "kernel"))
+        return NotebookClient(nb, timeout=timeout, km=km,
+                              resources={"metadata": {"path": str(path)}}).execute()
 
 
 def run_notebooks(folder: str | Path, out: str | Path, *, timeout: int = 900) -> pl.DataFrame:
@@ -31,8 +49,8 @@ def run_notebooks(folder: str | Path, out: str | Path, *, timeout: int = 900) ->
         nbclient/nbformat are not installed.
     """
     try:
+        import nbclient  # noqa: F401
         import nbformat
-        from nbclient import NotebookClient
     except ImportError as exc:
         raise MissingDependencyError(
             "running notebooks needs nbclient and nbformat: pip install nbclient"
@@ -43,8 +61,7 @@ def run_notebooks(folder: str | Path, out: str | Path, *, timeout: int = 900) ->
     for nb_path in tqdm(sorted(src.glob("*.ipynb")), desc="notebooks", unit="nb"):
         nb = nbformat.read(nb_path, as_version=4)
         t0 = time.perf_counter()
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(src.resolve())}}).execute()
+        execute(nb, path=src.resolve(), timeout=timeout)
         seconds = time.perf_counter() - t0
         target = dst / nb_path.name
         nbformat.write(nb, target)

@@ -7,6 +7,9 @@ over the store's vectors and measures each against exact float32 cosine search;
 
 from __future__ import annotations
 
+# torch (and onnxruntime) before usearch, whichever module loads first (see _preload)
+from .. import _preload  # noqa: F401  # isort: skip
+
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any

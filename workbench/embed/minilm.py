@@ -92,7 +92,7 @@ class MiniLM(BaseEmbedder):
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             try:
-                from sentence_transformers import SentenceTransformer
+                SentenceTransformer = import_sentence_transformers().SentenceTransformer
             except ImportError as exc:
                 raise MissingDependencyError(
                     "MiniLM needs sentence-transformers: pip install sentence-transformers"
@@ -107,6 +107,32 @@ class MiniLM(BaseEmbedder):
     def _embed_padded(self, input_ids: NDArray[np.int64], attention_mask: NDArray[np.int64]
                       ) -> NDArray[np.float32]:
         return sentence_vectors(self.load(), input_ids, attention_mask)
+
+
+def import_sentence_transformers() -> Any:
+    """``sentence_transformers``, imported without torchao.
+
+    transformers imports torchao at import time whenever it is installed (for its torchao
+    quantizer), and torchao prints "Failed to load ..._C_mxfp8...so" and two torch
+    ``_pytree`` deprecation lines, and takes ~1 s. Only the compression lab's torchao schemes
+    use it, and they import it themselves. transformers' check is answered "no" while
+    sentence-transformers is imported, then restored, so a later torchao use is unaffected.
+    """
+    import sys
+
+    if "sentence_transformers" in sys.modules or "torchao" in sys.modules:
+        import sentence_transformers
+
+        return sentence_transformers
+    import transformers.utils as hf_utils
+
+    real = hf_utils.is_torchao_available
+    hf_utils.is_torchao_available = lambda *args, **kwargs: False
+    try:
+        import sentence_transformers
+    finally:
+        hf_utils.is_torchao_available = real
+    return sentence_transformers
 
 
 def sentence_vectors(st: Any, input_ids: NDArray[np.int64], attention_mask: NDArray[np.int64]

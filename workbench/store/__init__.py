@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .keys import KeyArray
 from .manifest import FileEntry, Manifest, SegmentEntry
 from .store import KEEP_GENERATIONS, Store
 from .view import ROW_COLUMNS, SegmentView, StoreView
@@ -10,6 +11,7 @@ __all__ = [
     "KEEP_GENERATIONS",
     "ROW_COLUMNS",
     "FileEntry",
+    "KeyArray",
     "Manifest",
     "SegmentEntry",
     "SegmentView",

@@ -26,6 +26,7 @@ from ..errors import (
 from ._read import _gather, _rows_of
 from ._schema import check_storable, conform, evolve
 from ._snapshot import HIDDEN
+from .keys import KeyArray
 from .manifest import SEGMENTS_DIR
 from .segment import write_meta, write_segment
 
@@ -91,7 +92,7 @@ class WriteMixin:
         id: str = "id",  # noqa: A002 - the documented argument name
         model: Any = None,
         progress: bool = True,
-    ) -> NDArray[np.uint64]:
+    ) -> KeyArray:
         """Add new rows in one atomic commit.
 
         Parameters
@@ -112,8 +113,8 @@ class WriteMixin:
 
         Returns
         -------
-        numpy.ndarray
-            The uint64 keys given to the new rows.
+        KeyArray
+            The uint64 keys given to the new rows (a NumPy array that prints one short line).
 
         Raises
         ------
@@ -124,8 +125,8 @@ class WriteMixin:
         ModelMismatchError
             `model` differs from the store's model.
         """
-        return self._write(data, vectors=vectors, text=text, id=id, model=model,
-                           progress=progress, replace_existing=False)
+        return KeyArray.of(self._write(data, vectors=vectors, text=text, id=id, model=model,
+                                       progress=progress, replace_existing=False))
 
     def upsert(
         self: Store,
@@ -136,13 +137,14 @@ class WriteMixin:
         id: str = "id",  # noqa: A002
         model: Any = None,
         progress: bool = True,
-    ) -> NDArray[np.uint64]:
+    ) -> KeyArray:
         """Insert rows, replacing vector and metadata of ids already present (one commit).
 
-        Takes the same arguments as :meth:`add`; the id column is required.
+        Takes the same arguments as :meth:`add`; the id column is required. Returns the keys
+        of the rows written, as :meth:`add` does.
         """
-        return self._write(data, vectors=vectors, text=text, id=id, model=model,
-                           progress=progress, replace_existing=True)
+        return KeyArray.of(self._write(data, vectors=vectors, text=text, id=id, model=model,
+                                       progress=progress, replace_existing=True))
 
     def update(self: Store, data: Any, *, id: str = "id") -> int:  # noqa: A002
         """Change metadata of existing rows in one commit; vectors, keys and index stay.

@@ -70,6 +70,21 @@ class SegmentEntry:
             out.append(self.tombstones)
         return out
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready fields, as the manifest stores them (see :meth:`from_dict`)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SegmentEntry:
+        """The entry of :meth:`to_dict`'s fields, checked as a manifest's are.
+
+        Raises
+        ------
+        ValueError
+            A field outside what the store writes (bad id, file name, size or checksum).
+        """
+        return _segment_entry(d)
+
 
 @dataclass(frozen=True)
 class Manifest:

@@ -6,6 +6,9 @@ recorded as a separate tombstone file named by the manifest.
 
 from __future__ import annotations
 
+# torch (and onnxruntime) before usearch, whichever module loads first (see _preload)
+from .. import _preload  # noqa: F401  # isort: skip
+
 import contextlib
 import mmap
 import uuid
