@@ -191,7 +191,8 @@ def test_cluster_writes_one_row_per_store_row(
     truth = res.join(corpus().select("id", "topic"), on="id")
     assert truth.filter(pl.col("cluster") >= 0).group_by("cluster").agg(
         pl.col("topic").n_unique())["topic"].to_list() == [1, 1, 1]
-    assert out.startswith("3 clusters over 30 rows, noise ")
+    assert out.startswith("3 clusters over 30 rows, HDBSCAN noise ")
+    assert "reassigned to the nearest topic" in out
     assert all(word in out for topic in TOPICS for word in topic.split())
     assert f"wrote {out_file}" in out
 

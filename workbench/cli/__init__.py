@@ -1,5 +1,5 @@
 """The workbench command: ingest files; search, cluster, deduplicate, drift-test or compress a
-store; run the demo.
+store; distill a smaller model; run the demo.
 
 Progress bars go to stderr and results to stdout. Bad input (a missing file or column, an unknown
 store, a --where expression that does not parse) ends with one line "workbench: error: <message>"
@@ -10,26 +10,40 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .. import __version__
 from ._common import (
     EXIT_BROKEN_PIPE,
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     MODELS,
-    USER_ERRORS,
     _describe,
     _message,
     _positive_int,
+    _user_errors,
 )
-from .demo import demo, info, notebooks
-from .jobs import cluster, compress, dedup, drift, ingest, search
 
 __all__ = ["build_parser", "main"]
+
+#: The function of each subcommand, as "module:function" under workbench.cli. Imported only
+#: when the command runs or its --help is printed, so that parsing (and every usage error)
+#: loads neither polars nor the library's heavy dependencies.
+COMMANDS = {
+    "ingest": "ingest:ingest", "search": "jobs:search", "cluster": "jobs:cluster",
+    "dedup": "jobs:dedup", "drift": "jobs:drift", "compress": "compress:compress",
+    "distill": "compress:distill", "demo": "demo:demo", "info": "info:info",
+    "notebooks": "demo:notebooks",
+}
+
+
+def _command(ref: str) -> Callable[[argparse.Namespace], int]:
+    """The function named by a :data:`COMMANDS` value, imported now."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
 
 
 # ------------------------------------------------------------------------------------ parser
@@ -40,11 +54,37 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=32)
 
 
-def _subcommand(sub: Any, name: str, func: Callable[[argparse.Namespace], int], *,
-                help: str, epilog: str | None = None) -> argparse.ArgumentParser:  # noqa: A002
-    p = sub.add_parser(name, help=help, description=_describe(func.__doc__), epilog=epilog,
-                       formatter_class=_Formatter)
-    p.set_defaults(func=func)
+class _CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser whose description, its function's docstring, loads on demand."""
+
+    command: str | None = None
+
+    def format_help(self) -> str:
+        if self.description is None and self.command is not None:
+            self.description = _describe(_command(self.command).__doc__)
+        return super().format_help()
+
+
+class _Version(argparse.Action):
+    """``--version``: the package's version, imported only when asked for."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:  # noqa: A002
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        from .. import __version__
+
+        print(f"{parser.prog} {__version__}")
+        parser.exit()
+
+
+def _subcommand(sub: Any, name: str, *, help: str,  # noqa: A002
+                epilog: str | None = None) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help, epilog=epilog, formatter_class=_Formatter)
+    p.command = COMMANDS[name]
+    p.set_defaults(func=COMMANDS[name])
     return p
 
 
@@ -80,11 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         epilog="Run 'workbench COMMAND --help' for a command's options.",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}",
-                        help="print the version and exit")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=_CommandParser)
 
-    p = _subcommand(sub, "ingest", ingest, help="embed a Parquet/CSV/JSONL file into a store",
+    p = _subcommand(sub, "ingest", help="embed a Parquet/CSV/JSONL file into a store",
                     epilog="examples:\n  workbench ingest --store data/stores/docs "
                            "--input docs.parquet --text body --id doc_id\n"
                            "  workbench ingest --store /shared/stores/docs --input "
@@ -107,13 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", metavar="DIR",
                    help="embedding cache folder (default: $WORKBENCH_CACHE_DIR or "
                         "~/.cache/workbench)")
+    p.add_argument("--encoding", default="utf8", metavar="ENC",
+                   help="text encoding of a CSV or JSON-lines file: utf8, utf8-lossy (bad "
+                        "bytes become U+FFFD) or a Python codec such as latin-1 or cp1252 "
+                        "(default: %(default)s)")
+    p.add_argument("--parse-dates", action=argparse.BooleanOptionalAction, default=True,
+                   help="store text columns whose every value is a date or datetime "
+                        "(2025-10-01, 2025-10-01 12:30) as Date/Datetime columns, so that "
+                        "drift --time and --where date comparisons work (default: on)")
+    p.add_argument("--time-format", metavar="FMT",
+                   help="strftime format of the date columns when they are not ISO, e.g. "
+                        "%%d/%%m/%%Y (implies --parse-dates)")
     _add_progress(p)
     g = _add_ray(p, workers="embedding actors")
     g.add_argument("--rows-per-segment", type=_positive_int, metavar="N",
                    help="rows per segment the write tasks build (only with --ray; default: "
                         "100000)")
 
-    p = _subcommand(sub, "search", search, help="nearest rows of a store to a text query",
+    p = _subcommand(sub, "search", help="nearest rows of a store to a text query",
                     epilog="examples:\n  workbench search --store data/stores/demo "
                            "\"read a file line by line\" -k 5\n"
                            "  workbench search --store data/stores/demo \"sort a list\" "
@@ -127,17 +178,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", metavar="COL",
                    help="column shown in the table (default: 'text', else the first string "
                         "column)")
+    p.add_argument("--columns", metavar="LIST",
+                   help="comma-separated metadata columns shown between distance and text, "
+                        "e.g. date,lang")
     p.add_argument("--json", action="store_true",
                    help="print one JSON object per result (id, distance, key, metadata)")
 
-    p = _subcommand(sub, "cluster", cluster, help="cluster a store, write clusters to Parquet",
+    p = _subcommand(sub, "cluster", help="cluster a store, write clusters to Parquet",
                     epilog="examples:\n  workbench cluster --store data/stores/demo "
                            "--out reports/clusters.parquet --min-cluster-size 20\n"
                            "  workbench cluster --store /shared/stores/big --out clusters.parquet "
                            "--ray --sample 200000 --workers 16")
     p.add_argument("--store", required=True, metavar="PATH", help="store folder")
     p.add_argument("--out", required=True, metavar="FILE",
-                   help="Parquet file to write, one row per clustered store row")
+                   help="Parquet file to write, one row per clustered store row; the topics "
+                        "(size, keywords) go next to it, to FILE's name + '.topics.csv'")
+    p.add_argument("--topics", type=_positive_int, metavar="N",
+                   help="number of topics to cut the topic hierarchy at (default: the level "
+                        "with the best silhouette); needs a --text column")
     p.add_argument("--min-cluster-size", type=_positive_int, metavar="N",
                    help="HDBSCAN's smallest cluster (default: max(10, sqrt(rows) / 2))")
     p.add_argument("--min-samples", type=_positive_int, metavar="N",
@@ -162,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows the clustering is fitted on, a seeded sample (only with --ray; "
                         "default: every row, at most 1000000)")
 
-    p = _subcommand(sub, "dedup", dedup, help="find near-duplicate rows, write groups to Parquet",
+    p = _subcommand(sub, "dedup", help="find near-duplicate rows, write groups to Parquet",
                     epilog="examples:\n  workbench dedup --store data/stores/demo "
                            "--out reports/duplicates.parquet\n"
                            "  workbench dedup --store data/stores/demo --out dups.parquet "
@@ -206,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_progress(p)
     _add_ray(p, workers="parallel LSH map tasks and reduce partitions")
 
-    p = _subcommand(sub, "drift", drift,
+    p = _subcommand(sub, "drift",
                     help="test time windows for drift, write an HTML report (exit 1: drift)",
                     epilog="exit status: 0 no window flagged, 1 drift flagged, 2 bad input\n"
                            "examples:\n  workbench drift --store data/stores/stream "
@@ -220,7 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="HTML report to write (self-contained: opens offline)")
     p.add_argument("--json", metavar="FILE", help="also write the per-window table as JSON")
     p.add_argument("--time", default="timestamp", metavar="COL",
-                   help="date or datetime column (default: %(default)s)")
+                   help="date or datetime column; a text column of dates is parsed "
+                        "(default: %(default)s)")
+    p.add_argument("--time-format", metavar="FMT",
+                   help="strftime format to parse a text --time column with, e.g. %%d/%%m/%%Y "
+                        "(default: ISO dates, inferred)")
     p.add_argument("--every", default="1mo", metavar="DURATION",
                    help="window length as a polars duration: 1d, 1w, 1mo, 3mo, 1y "
                         "(default: %(default)s)")
@@ -239,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_progress(p)
     _add_ray(p, workers="map tasks over the store's segments, at most")
 
-    p = _subcommand(sub, "compress", compress,
+    p = _subcommand(sub, "compress",
                     help="vector dtypes and dimension cuts, or smaller models, against a store",
                     epilog="examples:\n  workbench compress --store data/stores/demo "
                            "--out reports/dtypes.parquet\n"
@@ -247,7 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "onnx-int8,bf16 --student students/static --out models.csv")
     p.add_argument("--store", required=True, metavar="PATH", help="store folder")
     p.add_argument("--out", required=True, metavar="FILE",
-                   help="table to write: .parquet, .csv or .json")
+                   help="full table to write: .parquet, .csv or .json")
+    p.add_argument("--full", action="store_true",
+                   help="also print the full table, not only the Pareto front")
     p.add_argument("--models", metavar="LIST",
                    help="compare these quantized copies of the store's model instead of "
                         "vector dtypes: comma-separated schemes among bf16, int8-dynamic, "
@@ -279,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the samples, PCA and k-means (default: %(default)s)")
     _add_progress(p)
 
-    p = _subcommand(sub, "demo", demo,
+    p = _subcommand(sub, "demo",
                     help="build the demo store, search it, write HTML reports")
     p.add_argument("--store", default="data/stores/demo", metavar="PATH",
                    help="demo store folder (default: %(default)s)")
@@ -295,12 +359,39 @@ def build_parser() -> argparse.ArgumentParser:
                    help="notebooks to execute into the report (default: %(default)s)")
     p.add_argument("--no-notebooks", action="store_true", help="do not execute the notebooks")
 
-    p = _subcommand(sub, "info", info, help="summarise a store")
-    p.add_argument("path", metavar="PATH", help="store folder")
+    p = _subcommand(sub, "distill",
+                    help="train a small student model of a store's model on its texts",
+                    epilog="examples:\n  workbench distill --store data/stores/demo --out "
+                           "students/static\n  workbench compress --store data/stores/demo "
+                           "--student students/static --out models.csv")
+    p.add_argument("--store", required=True, metavar="PATH",
+                   help="store folder; its model is the teacher, its texts the corpus")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="student folder to write (what compress --student reads)")
+    p.add_argument("--student", choices=("static", "layers"), default="static",
+                   help="a token table of --dim (fast, small) or the teacher with fewer "
+                        "layers (default: %(default)s)")
+    p.add_argument("--dim", type=_positive_int, default=256, metavar="N",
+                   help="output dimension of a static student (default: %(default)s)")
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help="passes over the texts (default: 4 static, 1 layers; 0: untrained)")
+    p.add_argument("--texts", type=_positive_int, metavar="N",
+                   help="train on a seeded sample of N stored texts (default: all)")
+    p.add_argument("--text", metavar="COL",
+                   help="text column (default: 'text', else the first string column)")
+    p.add_argument("--where", metavar="EXPR", help="only the rows matching this SQL filter")
+    p.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="seed of the sample and the training (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="replace an existing --out folder")
+    _add_progress(p)
+
+    p = _subcommand(sub, "info", help="summarise a store: rows, model, segments, columns")
+    p.add_argument("path", nargs="?", metavar="PATH", help="store folder (or --store PATH)")
+    p.add_argument("--store", metavar="PATH", help="store folder (instead of PATH)")
     p.add_argument("--fast", action="store_true",
                    help="skip checksum verification (only for files you trust)")
 
-    p = _subcommand(sub, "notebooks", notebooks,
+    p = _subcommand(sub, "notebooks",
                     help="execute notebooks/ into reports/notebooks")
     p.add_argument("--notebooks", default="notebooks", metavar="DIR",
                    help="folder of .ipynb files (default: %(default)s)")
@@ -327,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        return int(_command(args.func)(args))
     except KeyboardInterrupt:
         print("workbench: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -337,6 +428,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
-    except USER_ERRORS as exc:
+    except _user_errors() as exc:
         print(f"workbench: error: {_message(exc)}", file=sys.stderr)
         return EXIT_ERROR
