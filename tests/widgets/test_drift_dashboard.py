@@ -21,13 +21,18 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> wb.Store:
 def test_dashboard_selects_windows_and_recomputes(store: wb.Store) -> None:
     res = wb.compute_drift(store, every="1mo", progress=False)
     dash = wb.widgets.DriftDashboard(res, store)
-    assert dash.window == str(res.flagged[0])  # opens on the first flagged window
+    assert dash.window == f"{res.flagged[0]:%Y-%m-%d}"  # the first flagged window, as a date
+    assert all(":" not in str(label) for label, _ in dash.selector.options)
+    # the chart fills the widget's width, and the classifier's AUC is explained
+    assert dash.figure._config.get("responsive") is True and dash.layout.width == "100%"
+    assert "0.5 means" in dash._help.value
+    assert [s for s in dash.figure.layout.shapes if s.type == "rect"]  # reference shaded
     panels = {t.yaxis for t in dash.figure.data}
     assert len(panels) == 5
     first = dash._detail.value
     assert "<b>bold</b>" not in first and "&lt;b&gt;bold&lt;/b&gt;" in first
     assert "emerging" in first or "vanishing" in first
-    last = str(res.windows["start"][-1])
+    last = f"{res.windows['start'][-1]:%Y-%m-%d}"
     assert res.windows["p_value"][-1] == 0.0  # underflowed: still a window with changes
     dash.selector.value = last
     assert dash.window == last and dash._detail.value != first
@@ -35,6 +40,9 @@ def test_dashboard_selects_windows_and_recomputes(store: wb.Store) -> None:
     assert len(res.changes) == res.summary["flagged"]
     p_panel = [t for t in dash.figure.data if t.yaxis == "y5" and t.mode == "lines+markers"]
     assert min(y for y in p_panel[0].y if y is not None) >= 1e-16  # zeros drawn at the floor
+    dash.select(str(res.windows["start"][0]))  # str(datetime), as before, still selects
+    assert dash.window == f"{res.windows['start'][0]:%Y-%m-%d}"
+    dash.select(last)
     with pytest.raises(InvalidInputError, match="window"):
         dash.select("1999-01-01")
     dash.ref_selector.value = "previous"

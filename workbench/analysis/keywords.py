@@ -27,10 +27,33 @@ from ..errors import InvalidInputError
 if TYPE_CHECKING:  # scipy is imported on use: `import workbench` stays light
     import scipy.sparse as sp
 
-__all__ = ["KeywordsSkippedWarning", "TermCounts", "class_tfidf", "cluster_keywords"]
+__all__ = [
+    "GENERIC_WORDS",
+    "KeywordsSkippedWarning",
+    "TermCounts",
+    "class_tfidf",
+    "cluster_keywords",
+    "drop_generic",
+    "stop_words_with_generic",
+]
 
 #: Words of two or more letters: numbers, ids and punctuation make poor keywords.
 TOKEN_PATTERN = r"(?u)\b[^\W\d_]{2,}\b"
+
+#: Words of technical writing that are not English stop words but say nothing about a topic:
+#: in the demo's drift report, "bytes, used, values, file, list" led the keywords of a window
+#: that had gained the GUI toolkit docs. Pass ``stop_words=stop_words_with_generic()`` to
+#: :meth:`TermCounts.fit`, or filter a finished list with :func:`drop_generic`.
+GENERIC_WORDS: frozenset[str] = frozenset({
+    "argument", "arguments", "attribute", "attributes", "byte", "bytes", "call", "called",
+    "calls", "case", "cases", "class", "classes", "data", "default", "defined", "example",
+    "examples", "false", "file", "files", "following", "function", "functions", "given",
+    "instance", "instances", "like", "list", "lists", "method", "methods", "module", "modules",
+    "name", "names", "new", "note", "number", "numbers", "object", "objects", "option",
+    "options", "parameter", "parameters", "python", "result", "results", "return", "returned",
+    "returns", "set", "specified", "string", "strings", "support", "supported", "true", "type",
+    "types", "use", "used", "uses", "using", "value", "values", "version", "way",
+})
 
 
 class KeywordsSkippedWarning(UserWarning):
@@ -159,3 +182,22 @@ def cluster_keywords(
         return {}
     return {c: [t for t, _ in terms]
             for c, terms in class_tfidf(counts, labels, top_n=top_n).items()}
+
+
+def drop_generic(words: Sequence[str], *, extra: Sequence[str] = ()) -> list[str]:
+    """`words` without :data:`GENERIC_WORDS` (and `extra`), order kept.
+
+    Examples
+    --------
+    >>> drop_generic(["bytes", "widget", "used", "canvas"])
+    ['widget', 'canvas']
+    """
+    skip = GENERIC_WORDS | {w.lower() for w in extra}
+    return [w for w in words if w.lower() not in skip]
+
+
+def stop_words_with_generic() -> list[str]:
+    """scikit-learn's English stop words and :data:`GENERIC_WORDS`, for ``stop_words=``."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return sorted(ENGLISH_STOP_WORDS | GENERIC_WORDS)

@@ -5,6 +5,10 @@ from __future__ import annotations
 from .html import (
     Section,
     figure_html,
+    format_bytes,
+    format_count,
+    format_percent,
+    format_time,
     frame_table,
     key_values,
     render_page,
@@ -15,6 +19,10 @@ from .html import (
 __all__ = [
     "Section",
     "figure_html",
+    "format_bytes",
+    "format_count",
+    "format_percent",
+    "format_time",
     "frame_table",
     "key_values",
     "render_page",

@@ -9,12 +9,14 @@ three CDN scripts for the same; matplotlib has no interaction in a static page.
 from __future__ import annotations
 
 import html
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from .html import Section, frame_table, key_values, render_page
+from ..analysis.keywords import drop_generic
+from .html import Section, format_percent, format_time, frame_table, key_values, render_page
 
 if TYPE_CHECKING:
     from ..analysis.drift import DriftResult
@@ -33,8 +35,31 @@ P_FLOOR = 1e-16
 LINE_COLOUR = "#4c78a8"
 
 
+#: Shading of the reference window(s) in every panel.
+REFERENCE_FILL = "#9aa5b1"
+#: What the domain classifier's numbers mean, shown under the chart and the example rows.
+AUC_NOTE = ("ROC-AUC: how well a logistic classifier, scored out of fold, tells the window's "
+            "rows from the reference's; 0.5 means it cannot tell them apart (no drift), 1 that "
+            "it separates them completely.")
+SCORE_NOTE = ("p_window: the domain classifier's probability that the row belongs to the "
+              "window rather than the reference; 0.5 means it could belong to either, values "
+              "near 1 mark what is new.")
+
+
+def _reference_spans(w: pl.DataFrame) -> list[tuple[Any, Any]]:
+    """``(start, end)`` of each window that serves as the reference (status "reference")."""
+    if "status" not in w.columns or "end" not in w.columns:
+        return []
+    ref = w.filter(pl.col("status") == "reference")
+    return list(zip(ref.get_column("start").to_list(), ref.get_column("end").to_list(),
+                    strict=True))
+
+
 def drift_figure(result: DriftResult, *, height_per_panel: int = 170) -> Any:
     """One panel per metric over the windows; flagged windows as red markers and bands.
+
+    The reference window is shaded in every panel, the p-value axis is labelled at decades
+    only and the legend sits above the panels, clear of the points.
 
     Returns
     -------
@@ -48,33 +73,49 @@ def drift_figure(result: DriftResult, *, height_per_panel: int = 170) -> Any:
     fig = make_subplots(rows=max(1, len(panels)), cols=1, shared_xaxes=True,
                         subplot_titles=[p[1] for p in panels], vertical_spacing=0.06)
     starts = w.get_column("start").to_list()
+    labels = [format_time(s) for s in starts]
     flagged = w.get_column("flagged").fill_null(False).to_list()
     status = w.get_column("status").to_list()
     for row, (col, _, label) in enumerate(panels, start=1):
         ys = w.get_column(col).to_list()
         if col == "p_adjusted":  # a log axis drops zeros: show p below 1e-16 at 1e-16
             ys = [None if y is None else max(y, P_FLOOR) for y in ys]
-        text = [f"{s}<br>n={n}, {st}" for s, n, st in zip(starts, w["n"].to_list(), status,
-                                                           strict=True)]
+        text = [f"{s}<br>n={n:,}, {st}" for s, n, st in zip(labels, w["n"].to_list(), status,
+                                                             strict=True)]
         fig.add_scatter(x=starts, y=ys, mode="lines+markers", name=label, row=row, col=1,
                         line={"color": LINE_COLOUR}, marker={"size": 6}, hovertext=text,
                         hoverinfo="text+y", showlegend=False)
         fx = [s for s, f in zip(starts, flagged, strict=True) if f]
         fy = [y for y, f in zip(ys, flagged, strict=True) if f]
         if fx:
-            fig.add_scatter(x=fx, y=fy, mode="markers", name="flagged", row=row, col=1,
+            fig.add_scatter(x=fx, y=fy, mode="markers", name="flagged window", row=row, col=1,
                             marker={"color": FLAG_COLOUR, "size": 11, "symbol": "x"},
-                            showlegend=row == 1)
+                            showlegend=row == 1, hoverinfo="skip")
         if col == "p_adjusted":
-            fig.update_yaxes(type="log", row=row, col=1)
+            # decades only: minor ticks of a log axis are labelled "2, 5" otherwise
+            fig.update_yaxes(type="log", dtick=1, exponentformat="power", row=row, col=1)
             fig.add_hline(y=result.params.get("alpha", 0.05), line_dash="dot",
                           line_color=FLAG_COLOUR, row=row, col=1)
         if col == "auc":
             fig.add_hline(y=0.5, line_dash="dot", line_color="#999", row=row, col=1)
         fig.update_yaxes(title_text=label, row=row, col=1)
-    fig.update_layout(height=height_per_panel * max(1, len(panels)) + 80,
-                      margin={"l": 60, "r": 20, "t": 40, "b": 40}, template="plotly_white",
-                      legend={"orientation": "h", "y": 1.02, "x": 1, "xanchor": "right"})
+    for i, (x0, x1) in enumerate(_reference_spans(w)):
+        for row in range(1, len(panels) + 1):
+            extra: dict[str, Any] = {}
+            if row == 1 and i == 0:
+                extra = {"annotation_text": "reference", "annotation_position": "top left",
+                         "annotation_font": {"size": 10, "color": "#5b6675"}}
+            fig.add_vrect(x0=x0, x1=x1, fillcolor=REFERENCE_FILL, opacity=0.18, line_width=0,
+                          layer="below", row=row, col=1, **extra)
+    monthly = all(isinstance(s, datetime) and s.day == 1 and s.hour == 0 for s in starts)
+    fig.update_xaxes(tickformat="%b %Y" if monthly else "%Y-%m-%d", hoverformat="%Y-%m-%d")
+    # The legend sits in the top margin (container coordinates), above the first panel's
+    # title, so it never covers a point.
+    fig.update_layout(height=height_per_panel * max(1, len(panels)) + 110,
+                      margin={"l": 60, "r": 20, "t": 70, "b": 40}, template="plotly_white",
+                      autosize=True,
+                      legend={"orientation": "h", "yref": "container", "y": 0.995,
+                              "yanchor": "top", "x": 1, "xanchor": "right"})
     return fig
 
 
@@ -84,21 +125,32 @@ def _changes_html(result: DriftResult, start: Any) -> str:
     if not changes or start not in changes:
         return ""
     c = changes[start]
-    parts = [f"<h3>{html.escape(str(start))}</h3>"]
-    kv: dict[str, Any] = {"rows unlike the reference": f"{c['novel_share']:.1%}"}
-    if c.get("keywords"):
-        kv["keywords of what is new"] = ", ".join(c["keywords"])
-    for cl, words in (c.get("emerging_keywords") or {}).items():
-        kv[f"emerging cluster {cl}"] = ", ".join(words) or "-"
+    parts = [f"<h3>{html.escape(format_time(start))}</h3>"]
+    kv: dict[str, Any] = {"rows unlike the reference": format_percent(c["novel_share"])}
+    words = drop_generic(c.get("keywords") or [])
+    if words:
+        kv["keywords of what is new"] = ", ".join(words)
+    emerging: dict[int, list[str]] = c.get("emerging_keywords") or {}
     parts.append(key_values(kv))
     clusters: pl.DataFrame = c["clusters"]
     moved = clusters.filter(pl.col("status") != "stable")
     if moved.height:
-        parts.append(frame_table(moved.with_columns(pl.col(pl.Float64).round(4))))
+        kw = [", ".join(drop_generic(emerging.get(int(cl), []))[:6]) or None
+              for cl in moved.get_column("cluster").to_list()]
+        moved = moved.with_columns(keywords=pl.Series(kw, dtype=pl.String))
+        shares = ("reference_share", "window_share", "change", "shift_contribution")
+        parts.append(frame_table(moved, drop_empty=False,
+                                 formats={k: format_percent for k in shares if k in moved.columns}))
+        if moved.filter(pl.col("status") == "vanishing").height:
+            parts.append("<p class='note'>Keywords are found for emerging clusters, from the "
+                         "window's rows; a vanishing cluster's rows are in the reference "
+                         "(see its keywords in the reference's clustering).</p>")
     ex: pl.DataFrame | None = c.get("examples")
     if ex is not None and ex.height:
-        parts.append("<p class='note'>rows that best separate the window from the reference "
-                     "(domain-classifier score)</p>")
+        if "score" in ex.columns:  # log-odds of the logistic classifier -> probability
+            ex = ex.with_columns(p_window=1 / (1 + (-pl.col("score")).exp())).drop("score")
+        parts.append("<p class='note'>Rows that best separate the window from the reference. "
+                     f"{html.escape(SCORE_NOTE)}</p>")
         parts.append(frame_table(ex, max_chars=300))
     return "".join(parts)
 
@@ -106,25 +158,25 @@ def _changes_html(result: DriftResult, start: Any) -> str:
 def drift_sections(result: DriftResult, *, title: str = "Drift over time") -> list[Section]:
     """Report sections: summary, chart (plotly.js inlined), windows, what changed."""
     fig = drift_figure(result)
-    chart = fig.to_html(full_html=False, include_plotlyjs=True,
-                        config={"displaylogo": False,
+    chart = fig.to_html(full_html=False, include_plotlyjs=True, default_width="100%",
+                        config={"displaylogo": False, "responsive": True,
                                 "toImageButtonOptions": {"format": "png"}})
     s = result.summary
     p = result.params
+    first_flagged = s.get("first_flagged")
     summary = {
         "windows": f"{s.get('windows')} ({s.get('tested')} tested, {s.get('flagged')} flagged)",
         "window length": p.get("every"), "time column": p.get("time"),
-        "reference": s.get("reference"), "methods": ", ".join(p.get("methods", ())),
+        "reference": format_time(s.get("reference")), "methods": ", ".join(p.get("methods", ())),
         "alpha": p.get("alpha"),
         "flag rule": "Bonferroni over the tests of a window, then Holm over the windows",
-        "first flagged window": s.get("first_flagged") or "none",
+        "first flagged window": format_time(first_flagged) if first_flagged else "none",
     }
-    table = result.windows.with_columns(pl.col(pl.Float64).round(5))
     sections = [
         Section(title, key_values(summary) + chart,
-                note="Red crosses: flagged windows. Hover a point for its window, size and "
-                     "status."),
-        Section("Windows", frame_table(table, max_rows=500)),
+                note="Red crosses: flagged windows; grey band: the reference window. Hover a "
+                     f"point for its window, size and status. {AUC_NOTE}"),
+        Section("Windows", frame_table(result.windows, max_rows=500)),
     ]
     flagged = result.windows.filter(pl.col("flagged").fill_null(False))
     blocks = [_changes_html(result, st) for st in flagged.get_column("start").to_list()]

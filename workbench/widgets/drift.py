@@ -11,8 +11,8 @@ import traitlets
 
 from ..analysis.drift import DriftResult
 from ..errors import InvalidInputError
-from ..reports.drift import _changes_html, drift_figure
-from ..reports.html import key_values
+from ..reports.drift import AUC_NOTE, _changes_html, drift_figure
+from ..reports.html import format_time, key_values
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -25,7 +25,7 @@ def _fmt(v: Any) -> str:
         return "-"
     if isinstance(v, float):
         return f"{v:.4g}"
-    return str(v)
+    return format_time(v)
 
 
 class DriftDashboard(widgets.VBox):
@@ -48,7 +48,8 @@ class DriftDashboard(widgets.VBox):
     Attributes
     ----------
     window : str
-        The selected window's start, as shown in the selector ("" for none).
+        The selected window's start, as shown in the selector: a date such as
+        ``"2025-04-01"`` for windows starting at midnight ("" for none).
     reference : str
         The reference rule of the shown result.
     status : str
@@ -68,7 +69,10 @@ class DriftDashboard(widgets.VBox):
 
         self.result = result
         self.store = store
+        # responsive: plotly.js sizes the chart to the widget's width (and follows resizes)
+        # instead of its 700 px default, which left half of a wide notebook empty
         self.figure = go.FigureWidget(drift_figure(result))
+        self.figure._config = {**self.figure._config, "responsive": True, "displaylogo": False}
         self.selector = widgets.Dropdown(description="window", options=[],
                                          style={"description_width": "initial"},
                                          layout=widgets.Layout(width="320px"))
@@ -87,6 +91,8 @@ class DriftDashboard(widgets.VBox):
                                                tooltip="run compute_drift with this reference")
         self.recompute_button.add_class("wb-drift-recompute")
         self._summary = widgets.HTML()
+        self._help = widgets.HTML(f"<p class='note'>Red crosses: flagged windows; grey band: the "
+                                  f"reference window. {html.escape(AUC_NOTE)}</p>")
         self._detail = widgets.HTML()
         self._detail.add_class("wb-drift-detail")
         self._status = widgets.HTML()
@@ -96,8 +102,9 @@ class DriftDashboard(widgets.VBox):
         super().__init__([
             self._summary,
             widgets.HBox([self.selector, self.ref_selector, self.recompute_button]),
-            self.figure, self._detail, self._status,
+            self.figure, self._help, self._detail, self._status,
         ])
+        self.layout.width = "100%"
         self.add_class("wb-drift")
         self._show(result)
 
@@ -123,7 +130,7 @@ class DriftDashboard(widgets.VBox):
         self.result = result
         self.reference = str(result.params.get("reference"))
         w = result.windows
-        starts = [str(s) for s in w.get_column("start").to_list()]
+        starts = [format_time(s) for s in w.get_column("start").to_list()]
         flagged = w.get_column("flagged").fill_null(False).to_list()
         labels = [(f"{s}  (flagged)" if f else s, s) for s, f in zip(starts, flagged,
                                                                      strict=True)]
@@ -146,9 +153,17 @@ class DriftDashboard(widgets.VBox):
             self.select(str(change["new"]))
 
     def select(self, window: str) -> None:
-        """Show window `window` (its start, as in the selector) in the detail panel."""
+        """Show window `window` (its start, as in the selector) in the detail panel.
+
+        The start may also be given as ``str(start)`` (``"2025-04-01 00:00:00"``) or as
+        plotly reports a clicked date.
+        """
         w = self.result.windows
-        starts = [str(s) for s in w.get_column("start").to_list()]
+        raw = w.get_column("start").to_list()
+        starts = [format_time(s) for s in raw]
+        if window not in starts:  # str(datetime), or a click's "2025-04-01" / "...T00:00"
+            alt = {str(s): f for s, f in zip(raw, starts, strict=True)}
+            window = alt.get(window, alt.get(window.replace("T", " "), window))
         if window not in starts:
             raise InvalidInputError(f"window: expected one of the window starts "
                                     f"{starts[:3]}..., got {window!r}")
