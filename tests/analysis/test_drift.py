@@ -311,3 +311,61 @@ def test_what_changed_names_a_planted_new_topic(tmp_path: Path) -> None:
     contrib = ch["clusters"].get_column("shift_contribution").sum()
     assert contrib == pytest.approx(1.0, abs=1e-6)
     assert ch["source"].startswith("k-means")
+
+
+@pytest.fixture(scope="module")
+def text_time_store(tmp_path_factory: pytest.TempPathFactory) -> wb.Store:
+    """A stream whose day is stored three ways: Date, ISO text, day-first text."""
+    st = synthetic_stream(1_500, DIM, drift_points=1, duplicate_groups=0, random_state=2)
+    ts = pl.col("timestamp")
+    frame = st.frame.with_columns(day=ts.dt.date(), iso=ts.dt.strftime("%Y-%m-%d"),
+                                  eu=ts.dt.strftime("%d/%m/%Y"),
+                                  iso_time=ts.dt.strftime("%Y-%m-%d %H:%M:%S"))
+    s = wb.Store.create(tmp_path_factory.mktemp("drift_text") / "s", dim=DIM)
+    s.add(frame, vectors=st.vectors, progress=False)
+    return s
+
+
+@pytest.mark.parametrize(("time", "time_format", "like"), [
+    ("iso", None, "day"), ("eu", "%d/%m/%Y", "day"), ("iso_time", None, "timestamp"),
+])
+def test_text_time_column_is_parsed(text_time_store: wb.Store, time: str,
+                                    time_format: str | None, like: str) -> None:
+    kw = {"every": "1mo", "methods": ("centroid", "mmd"), **FAST}
+    got = compute_drift(text_time_store, time=time, time_format=time_format, **kw)
+    want = compute_drift(text_time_store, time=like, **kw)
+    assert got.windows.height >= 4
+    assert got.windows.equals(want.windows)  # same windows, dtypes and statistics
+    assert got.params["time_format"] == time_format
+
+
+def test_text_time_where_sees_dates(text_time_store: wb.Store) -> None:
+    kw = {"every": "1mo", "methods": ("centroid",), **FAST}
+    got = compute_drift(text_time_store, time="iso",
+                        where=pl.col("iso") >= datetime(2025, 2, 1).date(), **kw)
+    assert got.windows.get_column("start").min() == datetime(2025, 2, 1).date()
+
+
+@pytest.mark.parametrize(("time", "time_format", "bad"), [
+    ("eu", None, "/2025"),           # day-first text needs its layout
+    ("iso", "%d/%m/%Y", "2025-"),    # the wrong layout
+])
+def test_text_time_column_that_does_not_parse(text_time_store: wb.Store, time: str,
+                                              time_format: str | None, bad: str) -> None:
+    with pytest.raises(InvalidInputError, match="time_format=") as info:
+        compute_drift(text_time_store, time=time, time_format=time_format, progress=False)
+    msg = str(info.value)
+    assert repr(time) in msg and bad in msg  # names the column and a value
+
+
+def test_time_format_must_be_a_format(text_time_store: wb.Store) -> None:
+    with pytest.raises(InvalidInputError, match="time_format"):
+        compute_drift(text_time_store, time="iso", time_format="dd/mm/yyyy", progress=False)
+    with pytest.raises(InvalidInputError, match="Date or Datetime"):
+        compute_drift(text_time_store, time="regime", progress=False)  # an integer column
+
+
+def test_missing_time_column_says_to_pass_time(text_time_store: wb.Store) -> None:
+    with pytest.raises(MissingColumnError, match="time=") as info:
+        compute_drift(text_time_store, time="date", progress=False)
+    assert "'day'" in str(info.value) and "'iso'" in str(info.value)  # the candidates

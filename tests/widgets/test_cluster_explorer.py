@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import base64
 import colorsys
+import io
 import re
+import warnings
 
 import numpy as np
 import polars as pl
@@ -11,7 +14,14 @@ from matplotlib.colors import to_hex, to_rgba
 import workbench as wb
 from workbench.analysis import ClusterResult, cluster, recluster, rename_clusters
 from workbench.errors import InvalidInputError
-from workbench.widgets.cluster import NOISE_LABEL, cluster_color, cluster_label
+from workbench.widgets.cluster import (
+    LEGEND_ONE_COLUMN,
+    NOISE_LABEL,
+    POINT_OPACITY,
+    cluster_color,
+    cluster_label,
+    point_size,
+)
 
 NOISE_GREY = to_rgba("#c8ccd2")
 
@@ -302,7 +312,7 @@ def test_granularity_slider_cuts_the_tree_with_one_call(
         assert drawn_colors(ex) == dict(legend(ex))  # the points follow the legend
         assert ex._table.value.count("<tr><td>") == n  # the table follows
         assert _current(ex) == n
-        assert f"{n} topics of {k} fine clusters" in ex.status
+        assert f"{n} cluster{'' if n == 1 else 's'} of {k} fine clusters" in ex.status
     # a topic keeps its colour across levels (topics are numbered by their first fine cluster)
     assert dict(legend(ex))[labels[0]] == to_rgba(cluster_color(0))
 
@@ -370,12 +380,29 @@ def test_fine_result_builds_its_tree_on_the_first_move(clustered: tuple) -> None
     new = ex.recluster()
     want = recluster(result, min_cluster_size=40, min_samples=ex.min_samples)
     assert new is not None and "topics" not in new.params and _same_partition(new, want)
-    assert (ex._granularity.max, ex._granularity.value) == (want.clusters.height,) * 2
-    assert "not built yet" in ex._tree.value
+    # the clusters slider keeps the level chosen: the new clustering is cut there
+    level = min(5, want.clusters.height)
+    assert (ex._granularity.max, ex._granularity.value) == (want.clusters.height, level)
+    assert ex.result.metrics.n_clusters == ex.n_topics == level
+    assert (ex.result.labels == want.at_level(level).labels).all()
+    assert "not built yet" not in ex._tree.value and _current(ex) == level
 
 
-def test_recluster_of_a_topic_result_resets_the_levels(clustered: tuple,
-                                                         topical: object) -> None:
+def test_hierarchy_message_matches_the_slider(clustered: tuple) -> None:
+    store, result = clustered
+    k = result.clusters.height
+    ex = wb.widgets.ClusterExplorer(result, store=store)
+    assert ex._granularity.value == k
+    assert f"all {k} fine clusters (the clusters slider at {k})" in ex._tree.value
+    # untouched, Re-cluster shows every new fine cluster (no tree built behind the user)
+    ex.min_cluster_size = 40
+    new = ex.recluster()
+    assert new is not None and ex._granularity.value == new.clusters.height
+    assert f"the clusters slider at {new.clusters.height})" in ex._tree.value
+
+
+def test_recluster_of_a_topic_result_keeps_the_level(clustered: tuple,
+                                                       topical: object) -> None:
     store, _ = clustered
     ex = wb.widgets.ClusterExplorer(topical, store=store)
     ex.n_topics = 2
@@ -383,7 +410,9 @@ def test_recluster_of_a_topic_result_resets_the_levels(clustered: tuple,
     new = ex.recluster()
     assert new is not None and "topics" in new.params
     assert ex._granularity.max == new.hierarchy.n_clusters > topical.hierarchy.n_clusters
-    assert ex.n_topics == new.params["topics"]["n_topics"] == new.metrics.n_clusters
+    # the slider stays where the user put it, and the map shows that level of the new tree
+    assert ex.n_topics == ex._granularity.value == 2 == ex.result.metrics.n_clusters
+    assert (ex.result.labels == new.at_level(2).labels).all()
     assert _current(ex) == ex.n_topics and len(legend(ex)) == ex.n_topics
     ex.n_topics = 4  # the new tree
     assert (ex.result.labels == new.at_level(4).labels).all()
@@ -427,3 +456,47 @@ def test_image_column_must_exist(clustered: tuple) -> None:
     assert ex.scatter.widget.tooltip_preview == "image"
     assert ex.scatter.widget.tooltip_preview_type == "image"
     assert "image" not in ex._color.options
+
+
+def test_selection_count_clear_button_and_rows(clustered: tuple) -> None:
+    store, result = clustered
+    ex = wb.widgets.ClusterExplorer(result, store=store)
+    assert " selected</b>" not in ex._selected.value and ex._clear.layout.display == "none"
+    assert ex.rows.height == result.points.height  # nothing selected: every point
+    ids = ex._frame.get_column("id").head(7).to_list()
+    ex.select(ids)
+    assert "<b>7 selected</b>" in ex._selected.value and ex._clear.layout.display is None
+    assert sorted(ex.rows.get_column("id").to_list()) == sorted(ids)
+    html = ex.export.export("csv")
+    data = base64.b64decode(html.split("href='")[1].split("'")[0].split(",", 1)[1])
+    assert sorted(pl.read_csv(io.BytesIO(data)).get_column("id").cast(pl.Utf8).to_list()) \
+        == sorted(ids)
+    assert "7 selected" in repr(ex) and "<" not in repr(ex)
+    ex._clear.click()
+    assert ex.selected_ids == [] and " selected</b>" not in ex._selected.value
+
+
+def test_legend_goes_to_two_columns_past_twelve(clustered: tuple, many: object) -> None:
+    store, _ = clustered
+    ex = wb.widgets.ClusterExplorer(many, store=store)
+    n = len(legend(ex))
+    assert n > LEGEND_ONE_COLUMN
+    assert "wb-legend-cols" in ex._legend.value
+    assert ex._legend.value.count("class='wb-legend-entry'") == n  # none cut off
+
+
+def test_points_are_large_and_opaque_on_small_maps(clustered: tuple) -> None:
+    store, result = clustered
+    ex = wb.widgets.ClusterExplorer(result, store=store)
+    assert ex.scatter.size()["default"] == point_size(result.points.height) >= 5
+    assert ex.scatter.opacity()["default"] == POINT_OPACITY >= 0.8
+    assert point_size(150_000) < point_size(1_000)
+
+
+def test_no_null_comparison_warning(clustered: tuple) -> None:
+    store, result = clustered
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        ex = wb.widgets.ClusterExplorer(result, store=store)
+        ex.select(ex._frame.get_column("id").head(3).to_list())
+    assert [str(w.message) for w in seen if "None" in str(w.message)] == []

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import io
+import warnings
+
 import numpy as np
 import polars as pl
 import pytest
@@ -51,7 +55,10 @@ def test_run_fills_table_and_plot(lab: CompressionLab) -> None:
     assert frame is not None and frame.height == 3
     assert lab.result is frame
     html = lab._table.value
-    assert html.count("<tr class=") == 3 and "small" in html
+    # one column per model (a header each), one row per measure: every measure on screen
+    assert html.count("</th>") == 1 + 3 and "small" in html
+    assert html.count("<tr") == 1 + frame.width - 1  # header + every column but the name
+    assert "<td class='wb-measure'>knn_recall</td>" in html
     names = frame.get_column("name").to_list()
     recall = dict(zip(names, frame.get_column("knn_recall").to_list(), strict=True))
     assert recall["same"] == pytest.approx(1.0) and recall["small"] < 1.0
@@ -87,3 +94,71 @@ def test_text_is_escaped() -> None:
                          k=3, drift=False)
     lab.run()
     assert "<img" not in lab._table.value and "&lt;img" in lab._table.value
+
+
+def test_redraws_update_traces_in_place_and_save_state(lab: CompressionLab) -> None:
+    """A new view (page reload, reopened notebook) is built from the widget state: it holds
+    the two traces with their points and the axis titles after every run, and a second run
+    keeps the same traces (no delete/add the front end replays against a fresh plot)."""
+    lab.y = "knn_recall"
+    frame = lab.run()
+    assert frame is not None
+    before = [t.uid for t in lab.figure.data]
+    frame = lab.run()
+    assert [t.uid for t in lab.figure.data] == before
+    state = lab.figure._widget_data
+    assert [t["name"] for t in state] == ["models", "Pareto front"]
+    assert list(state[0]["text"]) == [str(n) for n in frame.get_column("name").to_list()]
+    assert np.allclose(np.asarray(state[0]["y"], dtype=float),
+                       frame.get_column(lab.y).to_numpy())
+    layout = lab.figure._widget_layout
+    assert layout["xaxis"]["title"]["text"] == lab.x
+    assert layout["yaxis"]["title"]["text"] == lab.y
+    lab.y = "mean_cos_to_teacher"
+    assert lab.figure._widget_layout["yaxis"]["title"]["text"] == "mean_cos_to_teacher"
+    # point labels are drawn past the plot area, not clipped at it
+    assert lab.figure.data[0].cliponaxis is False
+    lab.y = "knn_recall"
+
+
+def test_no_raw_progress_text_while_running(lab: CompressionLab) -> None:
+    lab.run()
+    outputs = lab._progress.outputs
+    assert not any("comparing models" in str(o) for o in outputs)
+    assert "variant(s) against the teacher" in lab.status
+
+
+def test_repr_is_short_and_plain(lab: CompressionLab) -> None:
+    text = repr(lab)
+    assert text.startswith("CompressionLab(") and "<style>" not in text and len(text) < 120
+    assert "2 variants" in text
+
+
+def test_rows_and_export(lab: CompressionLab) -> None:
+    frame = lab.run()
+    assert frame is not None and lab.rows is frame
+    html = lab.export.export("csv")
+    uri = html.split("href='")[1].split("'")[0]
+    assert uri.startswith("data:text/csv;base64,") and "compression_comparison.csv" in html
+    back = pl.read_csv(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert back.get_column("name").to_list() == frame.get_column("name").to_list()
+    html = lab.export.export("parquet")
+    uri = html.split("href='")[1].split("'")[0]
+    back = pl.read_parquet(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
+    assert back.equals(frame)
+
+
+def test_no_null_comparison_warning() -> None:
+    """Setting the result traits once compared a polars frame with None (a UserWarning;
+    traitlets swallows it as an exception when warnings are errors, so it is recorded)."""
+    texts = wb.datasets.python_docs(limit=40)["text"].to_list()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        fresh = CompressionLab(wb.embed.Hashing(dim=32), {"s": wb.embed.Hashing(dim=8)}, texts,
+                               k=3, drift=False)
+        fresh.run()
+    assert fresh.result is not None
+    assert [str(w.message) for w in seen if "None" in str(w.message)] == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fresh.run()

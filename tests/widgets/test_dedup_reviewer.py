@@ -212,3 +212,49 @@ def test_members_without_a_candidate_pair_are_skipped(tmp_path: Path) -> None:
     assert _groups_in(reviewer) == 1 and "exact" in reviewer._members.options[0][0]
     assert reviewer.accept() == 0 and reviewer.decisions.height == 0
     assert "1 skipped (no candidate pair" in reviewer.status
+
+
+def test_buttons_say_duplicate_or_not(result: DedupResult, store: wb.Store) -> None:
+    reviewer = DedupReviewer(result, store)
+    labels = [b.description for b in reviewer._buttons.values()]
+    assert labels == ["Duplicate", "Not duplicate", "Whole group: duplicates",
+                      "Whole group: not duplicates"]
+    assert "Accept" not in " ".join(labels) and "Reject" not in " ".join(labels)
+
+
+def test_histogram_has_axis_titles_and_the_slider_sits_under_it(result: DedupResult) -> None:
+    reviewer = DedupReviewer(result)
+    svg = reviewer._hist.value
+    assert "class='wb-dedup-hist-xtitle'" in svg and "pair score" in svg
+    assert "class='wb-dedup-hist-ytitle'" in svg and "pairs (log)" in svg
+    row = reviewer.children[2]
+    assert list(row.children) == [reviewer._hist, reviewer.slider]
+    assert isinstance(row, __import__("ipywidgets").VBox)  # stacked, not side by side
+
+
+def test_rows_carry_the_decisions_and_export(result: DedupResult, store: wb.Store) -> None:
+    reviewer = DedupReviewer(result, store)
+    assert reviewer.rows.height == reviewer.result.groups.height
+    assert reviewer.rows.get_column("is_duplicate").null_count() == reviewer.rows.height
+    assert reviewer.accept() == 1
+    decided = reviewer.decisions.row(0, named=True)
+    rows = reviewer.rows
+    assert rows.height == reviewer.result.groups.height
+    marked = rows.filter(pl.col("is_duplicate").is_not_null())
+    assert marked.height == 1
+    assert marked["key"][0] in (decided["key_a"], decided["key_b"])
+    assert marked["is_duplicate"][0] is True
+    html = reviewer.export.export("csv")
+    assert "duplicate_groups.csv" in html and "data:text/csv;base64," in html
+    text = repr(reviewer)
+    assert text.startswith("DedupReviewer(") and "1 decisions" in text and "<" not in text
+
+
+def test_no_null_comparison_warning(result: DedupResult) -> None:
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        reviewer = DedupReviewer(result)
+        reviewer.accept()
+    assert [str(w.message) for w in seen if "None" in str(w.message)] == []

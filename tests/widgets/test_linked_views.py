@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import polars as pl
 import pytest
@@ -126,3 +128,35 @@ def test_bad_input(views_parts: tuple[wb.Store, object]) -> None:
         wb.widgets.LinkedViews(wb.widgets.SearchPanel(store), result)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="neighbours"):
         wb.widgets.SearchPanel(store, neighbours=-1)
+
+
+def test_lasso_shows_a_banner_with_a_clear_button(views: wb.widgets.LinkedViews) -> None:
+    assert views._cue.layout.display == "none"
+    views.panel.query = "parse an xml document"
+    ids = views.explorer._frame.get_column("id").head(40).to_list()
+    views.explorer.select(ids)
+    assert views._cue.layout.display is None
+    assert "Searching only the <b>40</b> points selected" in views._cue_text.value
+    assert set(views.rows.get_column("id").to_list()) <= set(ids)
+    assert "restricted to 40 points" in repr(views) and "<style>" not in repr(views)
+    views._cue_clear.click()
+    assert views.explorer.selected_ids == [] and views.panel.restricted_to is None
+    assert views._cue.layout.display == "none"
+    assert not set(views.rows.get_column("id").to_list()) <= set(ids)  # searched everything
+
+
+def test_from_store_warns_nothing(views_parts: tuple[wb.Store, object]) -> None:
+    """Traits holding frames once compared a polars frame with None (a UserWarning;
+    traitlets swallows it as an exception when warnings are errors, so it is recorded)."""
+    store, result = views_parts
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        views = wb.widgets.LinkedViews.from_store(store, result, k=5, neighbours=5)
+        views.panel.query = "xml"
+        views.panel.search()
+    assert views.panel.results is not None
+    assert [str(w.message) for w in seen if "None" in str(w.message)] == []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        views.panel.query = "json"
+        assert views.panel.search() is not None

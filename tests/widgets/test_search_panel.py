@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import base64
+import io
 from datetime import datetime
 from pathlib import Path
 
@@ -142,3 +144,47 @@ def test_status_names_the_filters_that_applied(tmp_path: Path) -> None:
     assert "filters: lang: &lt;b&gt;de&lt;/b&gt;, en" in panel._status.value
     panel.more_like("a")  # more like this honours, and names, the filters too
     assert "more like a" in panel.status and "filters: lang:" in panel.status
+
+
+def test_empty_query_says_what_to_do(store: wb.Store) -> None:
+    panel = SearchPanel(store, k=3)
+    panel.query = "cats"
+    panel.query = ""  # emptied and submitted: a hint, not silence
+    assert panel.status.startswith("Type a query") and "Type a query" in panel._status.value
+    panel._button.click()
+    assert panel.status.startswith("Type a query")
+
+
+def test_busy_line_before_the_first_search(store: wb.Store, monkeypatch) -> None:  # noqa: ANN001
+    panel = SearchPanel(store, k=3)
+    seen: list[tuple[str, bool]] = []
+    real = store.search
+
+    def slow(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        seen.append((panel._status.value, panel._button.disabled))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "search", slow)
+    panel.query = "cats"
+    status, disabled = seen[0]
+    assert "Searching" in status and "loads the embedding model" in status and disabled
+    assert not panel._button.disabled and "3 results" in panel.status
+
+
+def test_distance_header_filter_labels_and_export(store: wb.Store) -> None:
+    panel = SearchPanel(store, k=3)
+    assert panel._head.layout.display == "none" and panel.rows.is_empty()
+    labels = [box.children[0].value for box in panel._accordion.children[0].children]
+    assert [lab.split("'wb-filter-label'>")[1].split(" ")[0] for lab in labels] == [
+        "lang", "score", "ts"]
+    assert "Ctrl" in labels[0]
+    panel.query = "cats and dogs"
+    assert panel._head.layout.display is None
+    assert "distance" in panel._head.value and "cosine" in panel._head.value
+    html = panel.export.export("parquet")
+    data = base64.b64decode(html.split("href='")[1].split("'")[0].split(",", 1)[1])
+    assert pl.read_parquet(io.BytesIO(data)).equals(panel.rows)
+    assert "search_results.parquet" in html and panel.rows.height == 3
+    text = repr(panel)
+    assert text.startswith("SearchPanel(store=") and "5 rows" in text and "3 results" in text
+    assert "<" not in text

@@ -1,6 +1,8 @@
 """What changed between a reference and a window: cluster shares, emerging and vanishing
-clusters, rows unlike anything in the reference, each cluster's part of the centroid shift,
-keywords of what is new and the rows that best tell the window from the reference."""
+clusters (with keywords), rows unlike anything in the reference, each cluster's part of the
+centroid shift, keywords of what is new and the rows that best tell the window from the
+reference. Keywords leave out English stop words and the generic words of technical writing
+(:data:`workbench.analysis.keywords.GENERIC_WORDS`)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ SHARE_STEP = 0.02
 NOVEL_QUANTILE = 0.01
 #: Rows used to fit the reference clusters and the domain classifier, at most.
 MAX_FIT = 20_000
+#: A keyword of what is new is at least this many times as frequent in the window as in the
+#: reference (add-one smoothed): KL contributions alone rank a very common word that grew by
+#: a third above a rare word that is truly new.
+MIN_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -124,17 +130,18 @@ def separating_rows(x_ref: NDArray[np.float32], x_win: NDArray[np.float32], *,
 
 
 def new_keywords(ref_text: list[str | None], win_text: list[str | None], *,
-                 top_n: int = 8, min_count: int = 3) -> list[str]:
+                 top_n: int = 8, min_count: int = 3, min_ratio: float = MIN_RATIO) -> list[str]:
     """Terms over-represented in the window against the reference, best first.
 
     Each term's contribution to the KL divergence of the window's word distribution from the
     reference's, ``p_w * log(p_w / p_r)`` (counts smoothed by one), over terms the window uses
-    at least `min_count` times and more often than the reference. (A two-class c-TF-IDF ranks
-    words common to both, "return", "value", first.)
+    at least `min_count` times and at least `min_ratio` times as often as the reference
+    (``p_w >= min_ratio * p_r``), stop words and generic words left out. (A two-class
+    c-TF-IDF ranks words common to both, "return", "value", first.)
     """
-    from .keywords import TermCounts
+    from .keywords import TermCounts, stop_words_with_generic
 
-    counts = TermCounts.fit(ref_text + win_text)
+    counts = TermCounts.fit(ref_text + win_text, stop_words=stop_words_with_generic())
     if counts is None:
         return []
     m = counts.counts
@@ -143,7 +150,8 @@ def new_keywords(ref_text: list[str | None], win_text: list[str | None], *,
     cw = np.asarray(m[nr:].sum(axis=0)).ravel()
     pr = (cr + 1.0) / (cr.sum() + cr.size)
     pw = (cw + 1.0) / (cw.sum() + cw.size)
-    score = np.where((cw >= min_count) & (pw > pr), pw * np.log(pw / pr), -np.inf)
+    score = np.where((cw >= min_count) & (pw >= min_ratio * pr), pw * np.log(pw / pr),
+                     -np.inf)
     best = np.argsort(-score, kind="stable")[:top_n]
     return [str(counts.terms[j]) for j in best if np.isfinite(score[j])]
 
@@ -153,15 +161,31 @@ def emerging_keywords(win_text: list[str | None], win_labels: NDArray[np.int64],
                       top_n: int = 6) -> dict[int, list[str]]:
     """Keywords of the window's rows in each listed (emerging) cluster, against the whole
     reference as the background class."""
-    from .keywords import TermCounts, class_tfidf
+    return _keywords_against(win_text, win_labels, ref_text, clusters, top_n=top_n)
+
+
+def vanishing_keywords(ref_text: list[str | None], ref_labels: NDArray[np.int64],
+                       win_text: list[str | None], clusters: list[int], *,
+                       top_n: int = 6) -> dict[int, list[str]]:
+    """Keywords of the reference's rows in each listed (vanishing) cluster, where it lived,
+    against the whole window as the background class: what the window lost."""
+    return _keywords_against(ref_text, ref_labels, win_text, clusters, top_n=top_n)
+
+
+def _keywords_against(texts: list[str | None], labels: NDArray[np.int64],
+                      background: list[str | None], clusters: list[int], *,
+                      top_n: int) -> dict[int, list[str]]:
+    """c-TF-IDF keywords of the `texts` in each of `clusters` (by `labels`), with all of
+    `background` as one more class."""
+    from .keywords import TermCounts, class_tfidf, stop_words_with_generic
 
     if not clusters:
         return {}
-    counts = TermCounts.fit(ref_text + win_text)
+    counts = TermCounts.fit(background + texts, stop_words=stop_words_with_generic())
     if counts is None:
         return {c: [] for c in clusters}
-    lab = np.r_[np.full(len(ref_text), -1, np.int64),
-                np.where(np.isin(win_labels, clusters), win_labels, -1)]
+    lab = np.r_[np.full(len(background), -1, np.int64),
+                np.where(np.isin(labels, clusters), labels, -1)]
     got = class_tfidf(counts, lab, top_n=top_n)
     return {c: [t for t, _ in got.get(c, [])] for c in clusters}
 

@@ -424,7 +424,7 @@ class _Changes:
         table, novel = ch.cluster_changes(ref, win, fit)
         out_c: dict[str, Any] = {"clusters": table, "novel_share": novel,
                                  "source": fit.source, "keywords": [],
-                                 "emerging_keywords": {}}
+                                 "emerging_keywords": {}, "vanishing_keywords": {}}
         pos, score = ch.separating_rows(ref, win, random_state=seed + i)
         ex = {"id": self.ids.gather(win_rows[pos]).to_list(), "score": score.tolist()}
         if self.texts is not None:
@@ -432,9 +432,13 @@ class _Changes:
             win_t = self.texts.gather(win_rows).to_list()
             ex["text"] = [win_t[int(p)] for p in pos]
             out_c["keywords"] = ch.new_keywords(ref_t, win_t)
-            emerging = ch.summarize(table)["emerging"]
+            moved = ch.summarize(table)
             out_c["emerging_keywords"] = ch.emerging_keywords(
-                win_t, ch.assign(win, fit.centroids)[0], ref_t, emerging)
+                win_t, ch.assign(win, fit.centroids)[0], ref_t, moved["emerging"])
+            # a vanishing cluster has (next to) no rows in the window: its words come from
+            # the reference rows it held
+            out_c["vanishing_keywords"] = ch.vanishing_keywords(
+                ref_t, fit.labels, win_t, moved["vanishing"])
         out_c["examples"] = pl.DataFrame(ex).select(
             "id", *(["text"] if "text" in ex else []), "score")
         self.found[plan.win_start[i]] = out_c

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from .._validation import check_column, check_positive_int
+from .._validation import check_column, check_positive_int, filter_frame
 from ..errors import EmptyInputError, InvalidInputError, MissingColumnError
 from ..store.view import ROW_COLUMNS
 from . import _drift_run as run
@@ -48,8 +48,13 @@ MAX_AUTO_PERMUTATIONS = 5_000
 _EVERY = re.compile(r"^(\d+(ns|us|ms|s|m|h|d|w|mo|q|y))+$")
 _DAYS = re.compile(r"^(\d+(d|w|mo|q|y))+$")
 _ROLLING = re.compile(r"^rolling:(\d+)$")
-
-
+#: What a text time column must look like when no `time_format` is given: ISO 8601 dates and
+#: datetimes only, since polars' own inference also reads "03/01/2025", day first, and would
+#: silently swap day and month in US-style data.
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: strftime directives that carry a time of day: a format with one parses to Datetime.
+_TIME_OF_DAY = ("%H", "%I", "%M", "%S", "%T", "%R", "%r", "%c", "%f", "%s", "%+", "%p")
 
 @dataclass(frozen=True)
 class DriftResult:
@@ -84,8 +89,11 @@ class DriftResult:
     #: What changed, per window start (tested windows whose raw p-value is at most alpha):
     #: ``clusters`` (a frame per reference cluster: reference_share, window_share, change,
     #: status emerging/vanishing/stable, shift_contribution, summing to 1), ``novel_share``
-    #: (rows unlike any reference cluster; ~1 % without drift), ``keywords`` (c-TF-IDF of the
-    #: window against the reference), ``emerging_keywords`` ({cluster: words}) and
+    #: (rows unlike any reference cluster; ~1 % without drift), ``keywords`` (words of what is
+    #: new: ranked by their part of the KL divergence of the window's words from the
+    #: reference's, each at least twice as frequent in the window, generic words left out),
+    #: ``emerging_keywords`` ({cluster: words}, from the window's rows),
+    #: ``vanishing_keywords`` ({cluster: words}, from the reference rows it held) and
     #: ``examples`` (id, text, score: the rows a domain classifier finds least like the
     #: reference), and ``source`` (which clustering).
     changes: dict[Any, dict[str, Any]] = field(default_factory=dict, repr=False)
@@ -191,15 +199,75 @@ def _check_alpha(alpha: Any) -> float:
     return float(alpha)
 
 
-def _time_column(rows: pl.DataFrame, time: Any) -> pl.Series:
+def _time_column(rows: pl.DataFrame, time: Any, time_format: str | None = None) -> pl.Series:
+    """The column `time` as Date or Datetime: text is parsed (see :func:`_parse_time`)."""
     if not isinstance(time, str) or time in ROW_COLUMNS:
         raise MissingColumnError(f"time: expected the name of a column, got {time!r}")
-    col = check_column(rows.drop(ROW_COLUMNS, strict=False), time, name="time")
+    meta = rows.drop(ROW_COLUMNS, strict=False)
+    if time not in meta.columns:  # the default "timestamp" is often not the store's name
+        dated = [c for c, t in meta.schema.items()
+                 if t in (pl.Date, pl.Utf8) or isinstance(t, pl.Datetime)]
+        raise MissingColumnError(
+            f"time: expected the name of the store's time column, got {time!r} (the default "
+            f"is 'timestamp'), which the store does not have; pass time= one of its Date, "
+            f"Datetime or text columns {dated} (all columns: {meta.columns})")
+    col = check_column(meta, time, name="time")
+    if col.dtype == pl.Utf8:
+        return _parse_time(col, time_format)
     if not (col.dtype == pl.Date or isinstance(col.dtype, pl.Datetime)):
         raise InvalidInputError(
-            f"time: expected a Date or Datetime column, got {time!r} of type {col.dtype}"
+            f"time: expected a Date or Datetime column (or text of dates), got {time!r} of "
+            f"type {col.dtype}"
         )
     return col
+
+
+def _check_time_format(time_format: Any) -> str | None:
+    if time_format is not None and (not isinstance(time_format, str) or "%" not in time_format):
+        raise InvalidInputError(
+            "time_format: expected None or a strftime format such as '%d/%m/%Y' or "
+            f"'%Y-%m-%d %H:%M', got {time_format!r}")
+    return time_format
+
+
+def _parse_time(col: pl.Series, time_format: str | None) -> pl.Series:
+    """A text time column as Date (no time of day) or Datetime.
+
+    Without `time_format`, every non-empty value must be ISO 8601 (``2025-10-01``,
+    ``2025-10-01 12:30``, ``2025-10-01T12:30:00Z``); with it, polars parses by the format.
+    Empty strings count as nulls.
+    """
+    name = col.name
+    s = col.str.strip_chars()
+    s = pl.select(pl.when(s.str.len_chars() > 0).then(s)).to_series().alias(name)
+    values = s.drop_nulls()
+    how = f"with time_format={time_format!r}" if time_format else "as ISO 8601 dates"
+    hint = ("; pass time_format= with the values' layout (e.g. time_format='%d/%m/%Y' or "
+            "'%m/%d/%Y %H:%M')" if time_format is None else
+            "; check time_format= against the values' layout (e.g. '%d/%m/%Y')")
+    if values.len() == 0:
+        return s.cast(pl.Date)  # all null: every row is left out as without a time
+    if time_format is None:
+        bad = values.filter(~values.str.contains(_ISO.pattern))
+        if bad.len():
+            raise InvalidInputError(
+                f"time: column {name!r} holds text that does not parse {how}, such as "
+                f"{bad[0]!r}{hint}")
+        to_date = bool(values.str.contains(_ISO_DATE.pattern).all())
+    else:
+        to_date = not any(d in time_format for d in _TIME_OF_DAY)
+    try:
+        got = (s.str.to_date(time_format or "%Y-%m-%d", strict=False) if to_date
+               else s.str.to_datetime(time_format, time_unit="us", strict=False))
+    except pl.exceptions.PolarsError as exc:
+        raise InvalidInputError(
+            f"time_format: cannot parse column {name!r} with {time_format!r}: {exc}") from exc
+    failed = s.filter(got.is_null() & s.is_not_null())
+    if failed.len():
+        raise InvalidInputError(
+            f"time: column {name!r} holds text that does not parse {how}, such as "
+            f"{failed[0]!r}{hint}")
+    return got.alias(name)
 
 
 def _reference_rule(reference: Any) -> tuple[str, Any]:
@@ -230,6 +298,7 @@ def compute_drift(
     store: Store,
     *,
     time: str = "timestamp",
+    time_format: str | None = None,
     every: str = "1mo",
     reference: str | tuple[date, date] = "first",
     methods: Sequence[str] = METHODS,
@@ -280,7 +349,14 @@ def compute_drift(
     store : Store
         The store (read from one snapshot; nothing is written).
     time : str, default "timestamp"
-        A Date or Datetime metadata column; rows where it is null are left out.
+        A Date or Datetime metadata column, or a text one (a CSV ingested as text) parsed as
+        dates for this run (see `time_format`); rows where it is null are left out.
+    time_format : str, optional
+        For a text `time` column: the values' strftime layout (``"%d/%m/%Y"``,
+        ``"%Y-%m-%d %H:%M"``); parsed to Date when it has no time of day, else Datetime.
+        Default: ISO 8601 (``2025-10-01``, ``2025-10-01 12:30``, ``2025-10-01T12:30:00Z``)
+        and nothing else, since ``03/01/2025`` reads either way round. Empty strings count
+        as nulls; a `where` sees the parsed column. Unused for a Date/Datetime column.
     every : str, default "1mo"
         Window length, a polars duration string (``"1d"``, ``"1w"``, ``"1mo"``, ``"3mo"``,
         ``"1y"``, ...), calendar-aligned as ``dt.truncate`` aligns it.
@@ -335,7 +411,8 @@ def compute_drift(
     MissingColumnError
         `time` is not a column of the store.
     InvalidInputError
-        `time` is not a Date/Datetime column; `every`, `reference`, `methods`, `alpha`,
+        `time` is neither a Date/Datetime column nor text that parses as dates (the message
+        names a value that does not); `time_format`, `every`, `reference`, `methods`, `alpha`,
         `min_rows`, `n_permutations` or `random_state` is invalid.
     EmptyInputError
         The store (or `where`'s selection) has no rows with a time, or the `reference` range
@@ -356,11 +433,12 @@ def compute_drift(
     shape: (2, 4)
     ...
     """
-    plan = _prepare(store.view(), time=time, every=every, reference=reference,
-                    methods=methods, where=where, alpha=alpha, min_rows=min_rows,
-                    n_permutations=n_permutations, random_state=random_state, text=text,
-                    clusters=clusters, n_clusters=n_clusters, changes=changes,
-                    group_by=group_by, min_entity_rows=min_entity_rows)
+    plan = _prepare(store.view(), time=time, time_format=time_format, every=every,
+                    reference=reference, methods=methods, where=where, alpha=alpha,
+                    min_rows=min_rows, n_permutations=n_permutations,
+                    random_state=random_state, text=text, clusters=clusters,
+                    n_clusters=n_clusters, changes=changes, group_by=group_by,
+                    min_entity_rows=min_entity_rows)
     spec, labels, draws, ent = run.designs(plan)
     view, rows = plan.view, plan.rows
     sums = run.sum_rows(lambda lo, hi: view.vectors(rows[lo:hi]), rows.height, labels, spec)
@@ -371,9 +449,11 @@ def _prepare(
     view: StoreView, *, time: Any, every: Any, reference: Any, methods: Any, where: Any,
     alpha: Any, min_rows: Any, n_permutations: Any, random_state: Any, text: Any,
     clusters: Any, n_clusters: Any, changes: Any, group_by: Any, min_entity_rows: Any,
+    time_format: Any = None,
 ) -> run.Plan:
     """Check the arguments of :func:`compute_drift` and cut the selected rows into windows."""
     every = _check_every(every)
+    time_format = _check_time_format(time_format)
     method_list = _check_methods(methods)
     alpha = _check_alpha(alpha)
     min_rows = check_positive_int(min_rows, name="min_rows")
@@ -397,8 +477,11 @@ def _prepare(
     live = view.rows()
     if group_by is not None:
         check_column(live.drop(ROW_COLUMNS, strict=False), group_by, name="group_by")
-    rows = view.rows(where)
-    _time_column(live, time)
+    tcol = _time_column(live, time, time_format)
+    if tcol.dtype != live.schema[time]:  # parsed from text: `where` sees the dates
+        live = live.with_columns(tcol)
+    rows = live if where is None else filter_frame(live, where, what="store",
+                                                   hidden=ROW_COLUMNS)
     if rows.height == 0:
         raise EmptyInputError("where: selects no rows" if where is not None
                               else "store: expected at least one row, the store is empty")
@@ -412,7 +495,8 @@ def _prepare(
                     members=members, ref_rows=ref_rows, rule=rule, rule_arg=rule_arg,
                     methods=method_list, alpha=alpha, min_rows=min_rows, n_permutations=0,
                     random_state=int(random_state),
-                    args={"time": time, "every": every, "reference": reference,
+                    args={"time": time, "time_format": time_format, "every": every,
+                          "reference": reference,
                           "where": where, "text": text, "clusters": clusters,
                           "n_clusters": n_clusters, "changes": bool(changes),
                           "group_by": group_by, "min_entity_rows": min_entity_rows})
@@ -451,7 +535,8 @@ def _result(plan: run.Plan, sums: run.Sums, draws: Any, ent: Any, *,
     has_text = text is not None and text in rows.columns and rows.schema[text] in (
         pl.Utf8, pl.Categorical, pl.Enum)
     params = {
-        "time": a["time"], "every": a["every"], "reference": a["reference"],
+        "time": a["time"], "time_format": a.get("time_format"), "every": a["every"],
+        "reference": a["reference"],
         "methods": plan.methods, "where": None if a["where"] is None else str(a["where"]),
         "alpha": plan.alpha, "min_rows": plan.min_rows,
         "n_permutations": plan.n_permutations, "random_state": plan.random_state,

@@ -405,31 +405,15 @@ def _reference(text: str) -> Any:
         ) from exc
 
 
-class _ParsedTime:
-    """A store whose view has its text --time column parsed as dates (nothing written)."""
-
-    def __init__(self, view: Any) -> None:
-        self._view = view
-
-    def view(self) -> Any:
-        return self._view
-
-
-def _parsed_time(store: Any, time: str, time_format: str | None) -> _ParsedTime:
-    """`store` seen with its text column `time` as Date/Datetime, said on stderr in one line.
+def _text_time(store: Any, time: str, time_format: str | None) -> Any:
+    """The dtype compute_drift will parse the text column `time` into, said on stderr.
 
     Raises
     ------
     InvalidInputError
         A value of the column does not parse: what to pass instead.
     """
-    import dataclasses
-
-    from ..store.view import StoreView
-
-    view = store.view()
-    snap = view._s  # the CLI's own read-only view; compute_drift takes no time format
-    col = snap.live.get_column(time)
+    col = store.scan().select(time).collect().get_column(time)
     parsed = _parse_dates(col, time_format)
     if parsed is None:
         values = col.drop_nulls().str.strip_chars()
@@ -445,8 +429,7 @@ def _parsed_time(store: Any, time: str, time_format: str | None) -> _ParsedTime:
     print(f"workbench: note: --time: column {time!r} holds text; parsed it as "
           f"{parsed.dtype} for this run (re-ingest with --parse-dates to store it as dates)",
           file=sys.stderr)
-    live = snap.live.with_columns(parsed)
-    return _ParsedTime(StoreView(dataclasses.replace(snap, live=live), view.path))
+    return parsed.dtype
 
 
 def drift(args: argparse.Namespace) -> int:
@@ -502,26 +485,29 @@ def drift(args: argparse.Namespace) -> int:
             Store.open(args.store, readonly=True) as store:
         schema = store.scan().collect_schema()
         _check_column(schema.names(), args.time, option="--time", what="the store")
-        source: Any = store
+        kwargs: dict[str, Any] = {}
         if schema[args.time] == pl.Utf8:
             if wd is not None:
                 raise InvalidInputError(
                     f"--time: column {args.time!r} holds text, and with --ray it must be a "
                     "Date or Datetime column; re-ingest with --parse-dates (and --time-format "
                     "FMT if the dates are not ISO)")
-            source = _parsed_time(store, args.time, args.time_format)
-            schema = source.view().rows().drop(["_seg", "_row"], strict=False).schema
+            # compute_drift parses it (before --where, which then compares dates)
+            schema = pl.Schema({**schema, args.time: _text_time(store, args.time,
+                                                                 args.time_format)})
+            kwargs["time_format"] = args.time_format
         where = _where(args.where, schema)
         text = None
         if args.text is not None:
             text = _check_column(schema.names(), args.text, option="--text", what="the store")
         elif "text" in schema.names():
             text = "text"
-        kwargs: dict[str, Any] = {"text": text} if text is not None else {}
+        if text is not None:
+            kwargs["text"] = text
         if wd is not None:
             kwargs["workers"] = args.workers
         run = compute_drift if wd is None else wd.compute_drift
-        res = run(source, time=args.time, every=args.every, reference=reference,
+        res = run(store, time=args.time, every=args.every, reference=reference,
                   methods=methods, where=where, alpha=args.alpha, random_state=args.seed,
                   progress=args.progress, **kwargs)
     out = write_drift_report(res, args.out, title="Drift report",

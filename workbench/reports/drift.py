@@ -130,21 +130,21 @@ def _changes_html(result: DriftResult, start: Any) -> str:
     words = drop_generic(c.get("keywords") or [])
     if words:
         kv["keywords of what is new"] = ", ".join(words)
-    emerging: dict[int, list[str]] = c.get("emerging_keywords") or {}
+    # emerging clusters' words come from the window, vanishing ones' from the reference
+    named: dict[int, list[str]] = {**(c.get("emerging_keywords") or {}),
+                                   **(c.get("vanishing_keywords") or {})}
     parts.append(key_values(kv))
     clusters: pl.DataFrame = c["clusters"]
     moved = clusters.filter(pl.col("status") != "stable")
     if moved.height:
-        kw = [", ".join(drop_generic(emerging.get(int(cl), []))[:6]) or None
+        kw = [", ".join(drop_generic(named.get(int(cl), []))[:6]) or None
               for cl in moved.get_column("cluster").to_list()]
         moved = moved.with_columns(keywords=pl.Series(kw, dtype=pl.String))
         shares = ("reference_share", "window_share", "change", "shift_contribution")
         parts.append(frame_table(moved, drop_empty=False,
                                  formats={k: format_percent for k in shares if k in moved.columns}))
-        if moved.filter(pl.col("status") == "vanishing").height:
-            parts.append("<p class='note'>Keywords are found for emerging clusters, from the "
-                         "window's rows; a vanishing cluster's rows are in the reference "
-                         "(see its keywords in the reference's clustering).</p>")
+        parts.append("<p class='note'>Keywords of an emerging cluster come from the window's "
+                     "rows, of a vanishing one from the reference rows it held.</p>")
     ex: pl.DataFrame | None = c.get("examples")
     if ex is not None and ex.height:
         if "score" in ex.columns:  # log-odds of the logistic classifier -> probability

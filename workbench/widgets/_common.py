@@ -1,15 +1,20 @@
 """Shared bits of the widgets: escaping, filter controls generated from a metadata schema,
-categorical colours."""
+categorical colours, frame traits, short reprs and the rows' export (CSV / Parquet links)."""
 
 from __future__ import annotations
 
+import base64
 import colorsys
+import io
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
 import ipywidgets as widgets
 import polars as pl
+import traitlets
 
+from ..errors import InvalidInputError
 from ..reports.html import escape_text
 
 #: Columns never offered as filters.
@@ -276,3 +281,139 @@ def thumbnails(images: Any, shape: tuple[int, int], *, scale: int = 8,
                    format="png")
         out.append("data:image/png;base64," + base64.b64encode(buf.getvalue()).decode())
     return pl.Series(name, out, dtype=pl.Utf8)
+
+
+# --------------------------------------------------------------------------------- traits
+class FrameTrait(traitlets.Any):
+    """A trait holding a polars frame (or None), changed when a *different object* is set.
+
+    traitlets decides whether to notify with ``old == new``: for a polars frame against None
+    that warns ("Comparisons with None always result in null") and against another frame it
+    compares every cell (or raises, on other shapes). A result is a new object whenever it
+    is new, so identity says it.
+    """
+
+    def set(self, obj: traitlets.HasTraits, value: Any) -> None:  # noqa: D102
+        new = self._validate(obj, value)
+        old = obj._trait_values.get(self.name, self.default_value)
+        obj._trait_values[self.name] = new
+        if old is not new:
+            obj._notify_trait(self.name, old, new)
+
+
+# --------------------------------------------------------------------------------- repr
+def short_repr(obj: object, *parts: str) -> str:
+    """A widget's plain one-line repr: its class and what it shows.
+
+    ipywidgets' own repr lists every child with its value (the CSS included), which is what a
+    terminal or a log shows of a widget outside Jupyter.
+
+    Examples
+    --------
+    >>> short_repr(object(), "store='s'", "2,000 rows")
+    "object(store='s', 2,000 rows)"
+    """
+    return f"{type(obj).__name__}({', '.join(p for p in parts if p)})"
+
+
+# --------------------------------------------------------------------------------- export
+#: Export formats: file suffix -> MIME type.
+EXPORT_FORMATS = {"csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+#: Largest file offered as a download link: the link holds the whole file (base64) in the
+#: notebook's widget state; bigger frames are written from code (``.rows.write_parquet``).
+MAX_EXPORT_BYTES = 25_000_000
+
+
+def _exportable(frame: pl.DataFrame) -> pl.DataFrame:
+    # CSV holds no nested or binary values: those become their JSON-like text
+    nested = [c for c, t in frame.schema.items()
+              if isinstance(t, pl.List | pl.Array | pl.Struct) or t in (pl.Binary, pl.Object)]
+    return frame.with_columns(pl.col(c).map_elements(str, return_dtype=pl.Utf8)
+                              for c in nested) if nested else frame
+
+
+def export_bytes(frame: pl.DataFrame, fmt: str) -> bytes:
+    """`frame` as the bytes of a ``csv`` or ``parquet`` file (nested columns as text in CSV)."""
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInputError(f"fmt: expected one of {list(EXPORT_FORMATS)}, got {fmt!r}")
+    if fmt == "csv":
+        return _exportable(frame).write_csv().encode()
+    buf = io.BytesIO()
+    frame.write_parquet(buf)
+    return buf.getvalue()
+
+
+def download_link(frame: pl.DataFrame, fmt: str, *, name: str) -> str:
+    """An ``<a download>`` anchor holding `frame` as a ``data:`` URI (works offline).
+
+    Parameters
+    ----------
+    frame : polars.DataFrame
+        The rows to save.
+    fmt : {"csv", "parquet"}
+        File format.
+    name : str
+        File name without suffix.
+
+    Returns
+    -------
+    str
+        HTML: the anchor, or a note saying why there is none (too large).
+    """
+    data = export_bytes(frame, fmt)
+    filename = f"{name}.{fmt}"
+    if len(data) > MAX_EXPORT_BYTES:
+        return (f"<span class='wb-export-note'>{esc(filename)} would be {len(data) / 1e6:.0f} MB:"
+                f" too large for a link; save <code>.rows</code> from code instead</span>")
+    uri = f"data:{EXPORT_FORMATS[fmt]};base64,{base64.b64encode(data).decode()}"
+    return (f"<a class='wb-export-link' download='{esc(filename)}' href='{uri}'>"
+            f"⤓ {esc(filename)}</a> <span class='wb-export-note'>{frame.height:,} rows</span>")
+
+
+class ExportBar(widgets.HBox):
+    """"Export CSV" / "Export Parquet" buttons for a widget's current rows.
+
+    A click reads the rows (`rows`, a callable, the widget's ``.rows`` property) and shows a
+    download link holding them: the file is made on the click, never while browsing.
+
+    Parameters
+    ----------
+    rows : callable
+        Returns the rows to export (a polars frame) or None when there is nothing to export.
+    name : str
+        File name without suffix.
+    """
+
+    def __init__(self, rows: Callable[[], pl.DataFrame | None], *, name: str) -> None:
+        self._rows = rows
+        self.name = name
+        self.link = widgets.HTML()
+        self.link.add_class("wb-export")
+        self.buttons: dict[str, widgets.Button] = {}
+        for fmt in EXPORT_FORMATS:
+            b = widgets.Button(description=f"Export {'CSV' if fmt == 'csv' else 'Parquet'}",
+                               icon="download", layout=widgets.Layout(width="auto"),
+                               tooltip=f"download the rows shown as {fmt}")
+            b.add_class(f"wb-export-{fmt}")
+            b.on_click(lambda _, f=fmt: self.export(f))
+            self.buttons[fmt] = b
+        super().__init__([*self.buttons.values(), self.link],
+                         layout=widgets.Layout(align_items="center"))
+        self.add_class("wb-export-bar")
+
+    def export(self, fmt: str) -> str:
+        """Show the download link of the current rows as `fmt`; returns its HTML."""
+        frame = self._rows()
+        if frame is None or frame.is_empty():
+            self.link.value = "<span class='wb-export-note'>nothing to export yet</span>"
+        else:
+            self.link.value = download_link(frame, fmt, name=self.name)
+        return self.link.value
+
+    def clear(self) -> None:
+        """Drop the link (the rows it holds are no longer the ones shown)."""
+        self.link.value = ""
+
+    def __repr__(self) -> str:
+        return short_repr(self, repr(self.name))

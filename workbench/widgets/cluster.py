@@ -18,6 +18,7 @@ from ..analysis.cluster import SELECTION_METHODS, ClusterResult, recluster
 from ..errors import InvalidInputError, WorkbenchError
 from ._common import (
     NOISE_COLOR,
+    ExportBar,
     as_categories,
     can_color,
     categorical_palette,
@@ -25,26 +26,18 @@ from ._common import (
     category_order,
     error_html,
     esc,
+    short_repr,
 )
+from ._hierarchy import topic_tree_html
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ..analysis.topics import TopicTree
     from ..store import Store
 
 
 _TABLE_CSS = (".wb-table td,.wb-table th{padding:2px 10px;text-align:left;"
               "border-bottom:1px solid #e3e7ed;font-size:12px}")
-_TREE_CSS = (".wb-tree{font-size:12px;line-height:1.5}"
-             ".wb-tree details>:not(summary),.wb-tree .wb-topic-leaf{margin-left:14px}"
-             ".wb-tree summary{cursor:pointer}.wb-tree .wb-topic-current>summary,"
-             ".wb-tree div.wb-topic-current{font-weight:600}"
-             ".wb-tree .wb-kw{color:#5b6675;font-weight:400}"
-             ".wb-tree .wb-swatch{display:inline-block;width:9px;height:9px;margin-right:4px;"
-             "border-radius:2px}")
-#: Keywords shown per node of the hierarchy view.
-TREE_KEYWORDS = 4
 
 #: Legend and tooltip label of noise points.
 NOISE_LABEL = "noise"
@@ -55,8 +48,11 @@ NOISE_LABEL = "noise"
 MAP_PADDING = 0.06
 
 _LEGEND_CSS = (
-    ".wb-legend{font-size:12px;line-height:1.45;max-height:230px;overflow-y:auto;"
+    ".wb-legend{font-size:12px;line-height:1.45;max-height:420px;overflow-y:auto;"
     "margin:4px 0 6px 8px}.wb-legend-title{font-weight:600}"
+    ".wb-legend-cols{column-count:2;column-gap:12px}"
+    ".wb-legend-cols>div{break-inside:avoid;white-space:nowrap;overflow:hidden;"
+    "text-overflow:ellipsis}"
     ".wb-legend .wb-swatch{display:inline-block;width:10px;height:10px;margin-right:6px;"
     "border-radius:50%;vertical-align:-1px}"
     ".wb-legend-bar{height:10px;width:180px;border-radius:2px;margin-top:3px}"
@@ -67,6 +63,22 @@ _LEGEND_CSS = (
 #: other points shrink, the neighbourhood stays visible, the results stand out.
 HIGHLIGHT_LEVELS = ("other", "neighbour", "result")
 HIGHLIGHT_SIZES = (1, 5, 12)
+
+#: Legend entries listed in one column; more go in two (a long list was cut off at 12).
+LEGEND_ONE_COLUMN = 12
+
+#: Point opacity of the map: jupyter-scatter's default fades points with the density, which
+#: drew a few-thousand-point text map in pale 1-2 px dots.
+POINT_OPACITY = 0.85
+
+
+def point_size(n: int) -> int:
+    """The map's point size (px) for `n` points: large for a few thousand, small for 100k."""
+    return 7 if n <= 2_000 else 5 if n <= 20_000 else 3 if n <= 200_000 else 2
+
+
+_SELECTED_CSS = ("<style>.wb-cluster-selected{font-size:12px}"
+                 ".wb-cluster-selected b{color:#1a56db}</style>")
 
 
 def cluster_label(cluster: int, name: str | None) -> str:
@@ -126,84 +138,6 @@ def _padded(values: pl.Series) -> tuple[float, float]:
     lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
     pad = (hi - lo) * MAP_PADDING or 1.0
     return lo - pad, hi + pad
-
-
-def topic_tree_html(tree: TopicTree, result: ClusterResult, n_topics: int) -> str:
-    """The hierarchy view: `tree` as nested ``<details>``, the root first, every text escaped.
-
-    The nodes that are topics at level `n_topics` are marked (class ``wb-topic-current``,
-    the topic's map colour, its legend label :func:`cluster_label`); the merges above them are
-    open and everything below them collapsed, so the view starts as a list of the current
-    topics however many fine clusters there are. Children are listed in the order of their
-    smallest fine cluster, which is the order of the topic numbers (topics are numbered by
-    their smallest fine cluster).
-
-    Parameters
-    ----------
-    tree : TopicTree
-        :attr:`ClusterResult.hierarchy` (its ``nodes`` frame is read, nothing is computed).
-    result : ClusterResult
-        The clustering at level `n_topics` of `tree`: the topic numbers and names are its
-        (``points["fine_cluster"]`` gives each fine cluster's topic).
-    n_topics : int
-        The current level.
-
-    Returns
-    -------
-    str
-        HTML.
-    """
-    nodes = tree.nodes.sort("node")
-    k = tree.n_clusters
-    parent = nodes.get_column("parent").to_list()
-    left = nodes.get_column("left").to_list()
-    right = nodes.get_column("right").to_list()
-    fine = nodes.get_column("cluster").to_list()
-    appears = nodes.get_column("n_topics").to_list()
-    sizes = nodes.get_column("size").to_list()
-    n_fine = nodes.get_column("n_clusters").to_list()
-    keywords = nodes.get_column("keywords").to_list()
-    pts = result.points
-    if "fine_cluster" in pts.columns:
-        pairs = pts.filter(pl.col("fine_cluster") >= 0).select("fine_cluster", "cluster")
-        topic_of = dict(pairs.unique().iter_rows())
-    else:  # a result cut from the tree always has fine_cluster; this is the tree's own map
-        topic_of = dict(zip(tree.clusters.tolist(), tree.assignment(n_topics).tolist(),
-                            strict=True))
-    names = dict(result.clusters.select("cluster", "name").iter_rows())
-    first: list[int] = [0] * len(parent)  # smallest fine cluster under each node
-    html: list[str] = [""] * len(parent)
-    # scipy numbers a merge after both its children: one pass in node order, no recursion
-    for node in range(len(parent)):
-        kids = [] if node < k else sorted((left[node], right[node]), key=first.__getitem__)
-        first[node] = int(fine[node]) if node < k else first[kids[0]]
-        exists = appears[node] >= n_topics
-        current = exists and (parent[node] is None or appears[parent[node]] < n_topics)
-        kw = ", ".join(keywords[node][:TREE_KEYWORDS])
-        what = f"fine cluster {fine[node]}" if node < k else f"{n_fine[node]} fine clusters"
-        head = f"{esc(what)} · {sizes[node]} points"
-        if current:
-            topic = int(topic_of.get(first[node], -1))
-            label = cluster_label(topic, names.get(topic))
-            head = (f"<span class='wb-swatch' style='background:{cluster_color(topic)}'>"
-                    f"</span>{esc(label)} · {head}")
-            # automatic names are the topic's keywords already
-            if kw and ", ".join(keywords[node][:3]) in label:
-                kw = ""
-        body = f"{head} <span class='wb-kw'>{esc(kw)}</span>" if kw else head
-        cls = "wb-topic wb-topic-current" if current else "wb-topic"
-        if node < k:
-            html[node] = f"<div class='{cls} wb-topic-leaf'>{body}</div>"
-        else:
-            is_open = " open" if appears[node] < n_topics else ""  # a merge not made yet
-            html[node] = (f"<details class='{cls}'{is_open}><summary>{body}</summary>"
-                          + "".join(html[c] for c in kids) + "</details>")
-    rows = tree.criterion.filter(pl.col("n_topics") == n_topics).get_column("silhouette")
-    score = f"; silhouette {rows[0]:.3f}" if rows.len() else ""
-    caption = (f"{k} fine clusters merged by {tree.similarity} similarity; {n_topics} "
-               f"topics shown{score} (the silhouette picks {tree.best_n_topics})")
-    return (f"<style>{_TREE_CSS}</style><div class='wb-tree'><b>Topic hierarchy</b> "
-            f"<span class='wb-kw'>{esc(caption)}</span>{html[-1]}</div>")
 
 
 @contextlib.contextmanager
@@ -326,7 +260,9 @@ class ClusterExplorer(widgets.VBox):
             self.scatter = Scatter(data=self._scatter_frame(), x="x", y="y",
                                    x_scale=_padded(self._frame.get_column("x")),
                                    y_scale=_padded(self._frame.get_column("y")),
-                                   height=height, legend=False)
+                                   height=height, legend=False,
+                                   size=point_size(self._frame.height),
+                                   opacity=POINT_OPACITY)
             self._apply_color("cluster")
             if image is not None:
                 # a picture per point: the image column (data URIs or URLs), the text below
@@ -366,9 +302,12 @@ class ClusterExplorer(widgets.VBox):
                                     tooltip="pick the settings by relative validity from a grid "
                                             "around min_cluster_size")
         self._auto.on_click(lambda _: self.recluster(auto=True))
+        # The map's groups are "clusters" everywhere in the view (legend, table, this slider,
+        # the hierarchy): a store's own `topic` column (wb.assign writes one) is then the
+        # only "topic" on screen.
         self._granularity = widgets.IntSlider(
-            value=1, min=1, max=1, description="topics", continuous_update=False,
-            tooltip="move along the topic hierarchy: 1 topic to every fine cluster",
+            value=1, min=1, max=1, description="clusters", continuous_update=False,
+            tooltip="move along the cluster hierarchy: 1 cluster to every fine cluster",
             style={"description_width": "initial"})
         self._granularity.add_class("wb-cluster-granularity")
         self._noise = widgets.Checkbox(
@@ -389,18 +328,39 @@ class ClusterExplorer(widgets.VBox):
         self._status = widgets.HTML()
         self._legend = widgets.HTML()
         self._legend.add_class("wb-cluster-legend")
+        # the lasso's count, with a way out of it
+        self._selected = widgets.HTML()
+        self._selected.add_class("wb-cluster-selected")
+        self._clear = widgets.Button(description="Clear selection", icon="times",
+                                     layout=widgets.Layout(width="auto"))
+        self._clear.add_class("wb-cluster-clear")
+        self._clear.on_click(lambda _: self.select([]))
+        self.export = ExportBar(lambda: self.rows, name="cluster_points")
+        self._level_chosen: int | None = None  # the clusters slider's value, once moved
         self._render_side()
         self._render_legend()
-        side = widgets.VBox([self._metrics, self._color, self._legend, self._granularity,
-                             self._noise,
+        self._render_selected()
+        self.scatter.widget.observe(lambda _: self._render_selected(), names="selection")
+        # The side panel holds what acts on the map and no more: with the metrics in it, it
+        # ran ~200 px below the map and left that much blank under the map. It scrolls
+        # rather than grow past the map.
+        side = widgets.VBox([self._color, self._legend, self._granularity, self._noise,
                              self._mcs, self._ms, self._method,
                              widgets.HBox([self._button, self._auto]), self._status],
-                            layout=widgets.Layout(width="34%"))
+                            layout=widgets.Layout(width="34%", max_height=f"{height + 40}px",
+                                                  overflow="auto"))
         view = self.scatter.show()
         view.layout.width = "100%"  # fill the map's column (a flex child shrinks to content)
-        map_box = widgets.Box([view], layout=widgets.Layout(width="66%"))
+        bar = widgets.HBox([self._selected, self._clear, self.export],
+                           layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
+        map_box = widgets.VBox([view, bar], layout=widgets.Layout(width="66%"))
         map_box.add_class("wb-cluster-map")
-        super().__init__([widgets.HBox([map_box, side]), self._table, self._tree])
+        below = widgets.HBox([self._table, self._metrics],
+                             layout=widgets.Layout(flex_flow="row wrap",
+                                                   align_items="flex-start"))
+        self._metrics.layout.margin = "0 0 0 24px"
+        super().__init__([widgets.HBox([map_box, side], layout=widgets.Layout(
+            align_items="flex-start")), below, self._tree])
         self.add_class("wb-cluster-explorer")
 
     # ------------------------------------------------------------------ data
@@ -447,6 +407,32 @@ class ClusterExplorer(widgets.VBox):
         columns += [as_categories(f.get_column(c), order).alias(c)
                     for c, order in self._categories.items()]
         return f.with_columns(columns).to_pandas()
+
+    def __repr__(self) -> str:
+        n = len(self.scatter.selection())
+        return short_repr(self, f"{self._frame.height:,} points",
+                          f"{self.result.clusters.height} clusters",
+                          f"{n} selected" if n else "")
+
+    @property
+    def rows(self) -> pl.DataFrame:
+        """The points for code and the "Export" buttons.
+
+        The selection, or every point when nothing is selected (``id``, cluster columns and
+        metadata).
+        """
+        sel = self.selection
+        return sel if sel.height else self._frame
+
+    def _render_selected(self) -> None:
+        n = len(self.scatter.selection())
+        self._clear.layout.display = None if n else "none"
+        self._selected.value = (
+            f"{_SELECTED_CSS}<span class='wb-cluster-selected'><b>{n:,} selected</b> of "
+            f"{self._frame.height:,} points</span>" if n else
+            f"{_SELECTED_CSS}<span class='wb-cluster-selected'>{self._frame.height:,} points; "
+            "lasso (toolbar) or click to select</span>")
+        self.export.clear()
 
     # ------------------------------------------------------------------ actions
     @property
@@ -535,8 +521,21 @@ class ClusterExplorer(widgets.VBox):
             return None
         self._fine_result = new
         self._tree_result = new if "topics" in new.params else None
-        self._show(new)
         secs = new.params["seconds"]["recluster"]
+        topics = new.params.get("topics")
+        k = int(topics["fine_clusters"]) if topics else new.clusters.height
+        level = self._level_chosen
+        # The clusters slider keeps the level the user chose: the new clustering is cut there
+        # (a cut of its tree; a fine result builds the tree the slider had asked for).
+        if level is not None and k >= 2 and level != self._level_of(new):
+            cut = self.at_level(min(level, k))
+            if cut is not None:
+                self._level_chosen = level
+                self.status = (f"re-clustered into {k} fine clusters ({secs:.2f} s); "
+                               + self.status)
+                self._status.value = esc(self.status)
+                return new
+        self._show(new)
         self.status = f"{new.clusters.height} clusters ({secs:.2f} s)"
         if auto:
             chosen = new.params["clusterer"]
@@ -569,7 +568,9 @@ class ClusterExplorer(widgets.VBox):
             self._tree_result = new
         self._show(new)
         k = new.params["topics"]["fine_clusters"]
-        self.status = f"{new.clusters.height} topics of {k} fine clusters ({secs:.2f} s)"
+        n = new.clusters.height
+        self.status = (f"{n} cluster{'' if n == 1 else 's'} of {k} fine clusters "
+                       f"({secs:.2f} s)")
         self._status.value = esc(self.status)
         return new
 
@@ -619,8 +620,14 @@ class ClusterExplorer(widgets.VBox):
         self._granularity.layout.display = None if k >= 2 else "none"
         self._noise.disabled = "hdbscan_cluster" not in self.result.points.columns
 
+    @staticmethod
+    def _level_of(result: ClusterResult) -> int:
+        topics = result.params.get("topics")
+        return int(topics["n_topics"]) if topics else result.clusters.height
+
     def _on_n_topics(self, change: dict[str, Any]) -> None:
         if not self._syncing and change["new"] != change["old"]:
+            self._level_chosen = int(change["new"])
             self.at_level(int(change["new"]))
 
     def _on_show_noise(self, change: dict[str, Any]) -> None:
@@ -677,9 +684,11 @@ class ClusterExplorer(widgets.VBox):
                        f"<span>{esc(legend[0][0])}</span><span>{esc(legend[-1][0])}</span></div>")
         else:
             entries = "".join(
-                f"<div class='wb-legend-entry'><span class='wb-swatch' "
-                f"style='background:{color}'></span>{esc(label, 120)}</div>"
+                f"<div class='wb-legend-entry' title='{esc(label, 300)}'><span "
+                f"class='wb-swatch' style='background:{color}'></span>{esc(label, 120)}</div>"
                 for label, color in legend)
+            if len(legend) > LEGEND_ONE_COLUMN:
+                entries = f"<div class='wb-legend-cols'>{entries}</div>"
         search = ("<div class='wb-legend-search'>search: large = hit, medium = "
                   "neighbourhood</div>" if self.highlighted else "")
         self._legend.value = (
@@ -720,9 +729,11 @@ class ClusterExplorer(widgets.VBox):
         )
         tree = self._tree_result.hierarchy if self._tree_result is not None else None
         if tree is None:
+            k = self.result.clusters.height
             self._tree.value = (
-                "<div style='font-size:12px;color:#5b6675'><b>Topic hierarchy</b>: not built "
-                "yet; move the topics slider to build it (once) and cut it</div>"
-                if self.result.clusters.height >= 2 else "")
+                "<div style='font-size:12px;color:#5b6675'><b>Cluster hierarchy</b>: the map "
+                f"shows all {k} fine clusters (the clusters slider at {self.n_topics}); not "
+                "built yet: move the slider left to merge them (builds it once)</div>"
+                if k >= 2 else "")
         else:
             self._tree.value = topic_tree_html(tree, self.result, self.n_topics)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from copy import deepcopy
 from typing import Any
 
 import ipywidgets as widgets
@@ -11,21 +12,32 @@ import traitlets
 
 from ..compress.compare import pareto_front
 from ..errors import InvalidInputError, WorkbenchError
-from ._common import error_html, esc
+from ._common import ExportBar, FrameTrait, error_html, esc, short_repr
 
 #: Columns offered on the plot's axes: cost (x) and quality (y), with how "better" reads.
 COST_COLUMNS = {"bytes_on_disk": "min", "texts_per_s": "max", "params": "min", "dim": "min"}
 QUALITY_COLUMNS = ("knn_recall", "sts_spearman", "mean_cos_to_teacher", "cluster_ari",
                    "dup_agreement", "drift_agreement")
 
+#: The table is drawn one row per *measure* and one column per model: a comparison has 17
+#: measures and a handful of models, and 17 columns side by side ran 9 off a notebook's width.
 _CSS = """<style>
 .wb-lab-table-box{overflow-x:auto;max-width:100%}
-.wb-lab-table td,.wb-lab-table th{padding:2px 8px;border-bottom:1px solid #e3e7ed;
+.wb-lab-table{border-collapse:collapse}
+.wb-lab-table td,.wb-lab-table th{padding:2px 10px;border-bottom:1px solid #e3e7ed;
   font-size:12px;text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-.wb-lab-table td.wb-note{white-space:normal;min-width:28em;text-align:left;color:#5b6675}
-.wb-lab-table td:first-child,.wb-lab-table th:first-child{text-align:left}
-.wb-lab-table tr.wb-pareto td:first-child{font-weight:600}
+.wb-lab-table th{max-width:14em;overflow:hidden;text-overflow:ellipsis;vertical-align:bottom}
+.wb-lab-table th.wb-pareto{font-weight:700;color:#b3261e}
+.wb-lab-table th:not(.wb-pareto){font-weight:500}
+.wb-lab-table td.wb-measure{text-align:left;color:#3d4653;font-weight:600}
+.wb-lab-table tr.wb-note td{white-space:normal;text-align:left;color:#5b6675;
+  max-width:16em;vertical-align:top}
+.wb-lab-busy{color:#5b6675}
 </style>"""
+
+#: The plot's margins (px): room for the axis titles and for point labels, which are drawn
+#: outside the plot area rather than clipped at it.
+PLOT_MARGIN = {"l": 70, "r": 90, "t": 40, "b": 60}
 
 
 def _cell(v: Any) -> str:
@@ -66,13 +78,15 @@ class CompressionLab(widgets.VBox):
     ----------
     result : polars.DataFrame or None
         The last comparison.
+    rows : polars.DataFrame
+        The same frame for code and the "Export" buttons (empty before a run).
     status : str
         One line: what ran, or what went wrong.
     figure : plotly.graph_objects.FigureWidget
     """
 
     status = traitlets.Unicode("")
-    result = traitlets.Any(None)
+    result = FrameTrait(None)
     x = traitlets.Unicode("bytes_on_disk")
     y = traitlets.Unicode("knn_recall")
 
@@ -109,12 +123,37 @@ class CompressionLab(widgets.VBox):
         self._status.add_class("wb-lab-status")
         self._table = widgets.HTML()
         self._table.add_class("wb-lab-table-box")
-        self.figure = go.FigureWidget(layout={"height": 360, "margin": {"t": 30, "b": 40},
-                                              "template": "plotly_white"})
+        self.figure = go.FigureWidget(layout={"height": 380, "margin": PLOT_MARGIN,
+                                              "template": "plotly_white", "showlegend": True,
+                                              "xaxis": {"title": {"text": self.x}},
+                                              "yaxis": {"title": {"text": self.y}}})
+        # The two traces exist from the start and every redraw updates them in place: deleting
+        # and re-adding traces left the front end's saved state replaying trace indices that
+        # no longer existed ("indices must be valid indices for gd.data": a blank chart on
+        # reload) and dropped the axis titles sent in the same batch.
+        self.figure.add_scatter(x=[], y=[], mode="markers+text", text=[], name="models",
+                                textposition="top center", cliponaxis=False,
+                                marker={"size": 10, "color": "#1f77b4"})
+        self.figure.add_scatter(x=[], y=[], mode="lines", name="Pareto front",
+                                line={"dash": "dot", "color": "#d62728"})
+        self._sync_figure_state()
+        self.export = ExportBar(lambda: self.rows, name="compression_comparison")
         super().__init__([widgets.HTML(_CSS), picks,
                           widgets.HBox([self._button, self._x, self._y]),
-                          self._progress, self._status, self._table, self.figure])
+                          self._progress, self._status, self._table, self.export,
+                          self.figure])
         self.add_class("wb-compression-lab")
+
+    def __repr__(self) -> str:
+        shown = ("not run yet" if self.result is None
+                 else f"{self.result.height} models compared")
+        return short_repr(self, f"{len(self.variants)} variants", f"{len(self.corpus):,} texts",
+                          shown)
+
+    @property
+    def rows(self) -> pl.DataFrame:
+        """The comparison shown (one row per model; empty before a run)."""
+        return self.result if self.result is not None else pl.DataFrame()
 
     def selected(self) -> list[str]:
         """Names of the ticked variants."""
@@ -130,17 +169,26 @@ class CompressionLab(widgets.VBox):
             self._status.value = esc(self.status)
             return None
         self._button.disabled = True
+        self._button.icon = "spinner"
+        self.export.clear()
+        self.status = (f"Comparing the teacher and {len(chosen)} variant(s) on "
+                       f"{len(self.corpus):,} texts…")
+        self._status.value = f"<span class='wb-lab-busy'>⏳ {esc(self.status)}</span>"
+        # No tqdm bar: outside a kernel that renders it as a widget it arrives as raw text
+        # with carriage returns; the status line above says what runs.
+        kwargs = {"progress": False, **self.compare_kwargs}
         self._progress.clear_output()
         try:
             with self._progress:
                 frame = compare_models(self.teacher, chosen, corpus=self.corpus, sts=self.sts,
-                                       **self.compare_kwargs)
+                                       **kwargs)
         except WorkbenchError as exc:
             self.status = f"Error: {exc}"
             self._status.value = error_html(self.status)
             return None
         finally:
             self._button.disabled = False
+            self._button.icon = "play"
         self.result = frame
         self.status = (f"{frame.height - 1} variant(s) against the teacher on "
                        f"{len(self.corpus):,} texts")
@@ -163,28 +211,51 @@ class CompressionLab(widgets.VBox):
         if x not in frame.columns or y not in frame.columns:
             return
         front = pareto_front(frame, x, y, x_better=COST_COLUMNS.get(x, "min"))
-        shown = [c for c in frame.columns if c != "note"] + (
-            ["note"] if "note" in frame.columns else [])
-        head = "".join(f"<th>{esc(c)}</th>" for c in shown)
-        rows = "".join(
-            f"<tr class='{'wb-pareto' if on else ''}'>"
-            + "".join(f"<td class='wb-note'>{_cell(row[c])}</td>" if c == "note"
-                      else f"<td>{_cell(row[c])}</td>" for c in shown) + "</tr>"
-            for row, on in zip(frame.iter_rows(named=True), front, strict=True))
-        self._table.value = (f"<table class='wb-lab-table'><thead><tr>{head}</tr></thead>"
-                             f"<tbody>{rows}</tbody></table>")
+        self._table.value = _table_html(frame, front)
         names = [str(n) for n in frame.get_column("name").to_list()]
         xs = frame.get_column(x).cast(pl.Float64).to_list()
         ys = frame.get_column(y).cast(pl.Float64).to_list()
         order = sorted((i for i in range(frame.height) if front[i]), key=lambda i: xs[i])
+        models, line = self.figure.data
         with self.figure.batch_update():
-            self.figure.data = []
-            self.figure.add_scatter(x=xs, y=ys, mode="markers+text", text=names,
-                                    textposition="top center", name="models",
-                                    hovertemplate="%{text}<br>" + x + " %{x}<br>" + y
-                                    + " %{y}<extra></extra>")
-            self.figure.add_scatter(x=[xs[i] for i in order], y=[ys[i] for i in order],
-                                    mode="lines", name="Pareto front",
-                                    line={"dash": "dot", "color": "#d62728"})
+            models.update(x=xs, y=ys, text=names,
+                          hovertemplate="%{text}<br>" + x + " %{x}<br>" + y
+                          + " %{y}<extra></extra>")
+            line.update(x=[xs[i] for i in order], y=[ys[i] for i in order])
             self.figure.update_layout(xaxis_title=x, yaxis_title=y,
                                       xaxis_type="log" if x == "bytes_on_disk" else "linear")
+        self._sync_figure_state()
+
+    def _sync_figure_state(self) -> None:
+        """Copy the figure into the widget state a new view is built from.
+
+        plotly's FigureWidget sends edits as messages and keeps the state a view starts from
+        (``_widget_data``, ``_widget_layout``) as it was when first shown: a page reload or a
+        reopened notebook would draw that (empty) figure. plotly itself refreshes them only
+        when the figure is displayed; here after every draw.
+        """
+        fig = self.figure
+        fig._widget_data = deepcopy(fig._data)
+        fig._widget_layout = deepcopy(fig._layout_obj._props)
+
+
+def _table_html(frame: pl.DataFrame, front: Any) -> str:
+    """The comparison as HTML: one row per measure, one column per model (escaped).
+
+    The models on the Pareto front have their header in bold (class ``wb-pareto``); the
+    ``note`` column is the last row, its text wrapping.
+    """
+    names = frame.get_column("name").to_list()
+    head = "".join(
+        f"<th class='{'wb-pareto' if on else ''}' title='{esc(n, 200)}'>{esc(n, 60)}</th>"
+        for n, on in zip(names, front, strict=True))
+    rows = []
+    for c in frame.columns:
+        if c == "name":
+            continue
+        values = frame.get_column(c).to_list()
+        cls = " class='wb-note'" if c == "note" else ""
+        rows.append(f"<tr{cls}><td class='wb-measure'>{esc(c)}</td>"
+                    + "".join(f"<td>{_cell(v)}</td>" for v in values) + "</tr>")
+    return (f"<table class='wb-lab-table'><thead><tr><th>measure</th>{head}</tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")

@@ -14,7 +14,7 @@ import traitlets
 
 from ..analysis.dedup import DedupResult
 from ..errors import InvalidInputError, WorkbenchError
-from ._common import error_html, esc
+from ._common import ExportBar, FrameTrait, error_html, esc, short_repr
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -47,6 +47,10 @@ LABEL_CHARS = 70
 
 #: Histogram size (pixels) and bins.
 HIST_WIDTH, HIST_HEIGHT, HIST_BINS = 420, 120, 50
+
+#: Left margin of the histogram's plot (its y-axis title) and of the slider's track under it,
+#: so that a score on the slider sits under the same score on the histogram.
+HIST_LEFT = 28
 
 
 def word_diff(a: str, b: str, *, max_words: int = DIFF_WORDS) -> tuple[str, str]:
@@ -123,9 +127,16 @@ def _histogram_svg(counts: np.ndarray, lo: float, hi: float, threshold: float) -
         for ex, side, v, free in ((0, "start", lo, span[0] > 40),
                                   (w, "end", hi, span[1] < w - 40)) if free
     )
+    titles = (
+        f"<text class='wb-dedup-hist-xtitle' x='{w / 2:.0f}' y='{h + 28}' font-size='11' "
+        f"fill='#3d4653' text-anchor='middle'>pair score (candidate pairs)</text>"
+        f"<text class='wb-dedup-hist-ytitle' transform='translate({-HIST_LEFT + 11},{h / 2:.0f}) "
+        f"rotate(-90)' font-size='11' fill='#3d4653' text-anchor='middle'>pairs (log)</text>")
     return (
-        f"<svg class='wb-dedup-hist' width='{w}' height='{h + pad}' "
-        f"viewBox='-2 -2 {w + 4} {h + pad}' xmlns='http://www.w3.org/2000/svg'>"
+        f"<svg class='wb-dedup-hist' width='{w + HIST_LEFT + 4}' height='{h + pad + 16}' "
+        f"viewBox='{-HIST_LEFT - 2} -2 {w + HIST_LEFT + 6} {h + pad + 16}' "
+        f"xmlns='http://www.w3.org/2000/svg'>{titles}"
+        f"<line x1='0' y1='0' x2='0' y2='{h}' stroke='#8a94a3'/>"
         f"<line x1='0' y1='{h}' x2='{w}' y2='{h}' stroke='#8a94a3'/>{''.join(bars)}"
         f"<line class='wb-dedup-hist-threshold' x1='{tx:.1f}' y1='0' x2='{tx:.1f}' y2='{h}' "
         f"stroke='#b00020' stroke-width='2' data-threshold='{threshold:.4f}'/>{ends}"
@@ -201,7 +212,7 @@ class DedupReviewer(widgets.VBox):
     group = traitlets.Int(-1)
     member = traitlets.Int(-1)
     status = traitlets.Unicode("")
-    decisions = traitlets.Instance(pl.DataFrame)
+    decisions = FrameTrait(None)
 
     def __init__(self, result: DedupResult, store: Store | None = None, *,
                  text: str | None = None, max_groups: int = 200) -> None:
@@ -231,10 +242,13 @@ class DedupReviewer(widgets.VBox):
         self._counts = np.histogram(scores, bins=HIST_BINS, range=self._hist_range)[0]
         self.decisions = pl.DataFrame(schema=DECISIONS_SCHEMA)
 
+        # Under the histogram, its track spanning the histogram's x axis: the description
+        # takes the plot's left margin, the readout sits past its right end.
         self.slider = widgets.FloatSlider(
             value=result.threshold, min=lo, max=1.0, step=0.001, readout_format=".3f",
-            continuous_update=False, description="threshold",
-            style={"description_width": "initial"}, layout=widgets.Layout(width="420px"))
+            continuous_update=False, description="",
+            style={"description_width": f"{HIST_LEFT}px"},
+            layout=widgets.Layout(width=f"{HIST_WIDTH + HIST_LEFT + 70}px", margin="0"))
         self.slider.add_class("wb-dedup-threshold")
         self.threshold = float(self.slider.value)
         self._summary = widgets.HTML()
@@ -257,13 +271,18 @@ class DedupReviewer(widgets.VBox):
         self._status = widgets.HTML()
         self._status.add_class("wb-dedup-status")
         self._buttons: dict[str, widgets.Button] = {}
-        for name, label, style, action in (
-            ("accept", "Accept", "success", self.accept),
-            ("reject", "Reject", "danger", self.reject),
-            ("accept-group", "Accept group", "", self.accept_group),
-            ("reject-group", "Reject group", "", self.reject_group),
+        # what the label says, not a verb about an unknown proposal ("Accept" what?)
+        for name, label, style, action, tip in (
+            ("accept", "Duplicate", "success", self.accept,
+             "this member is a duplicate of the representative"),
+            ("reject", "Not duplicate", "danger", self.reject,
+             "this member is not a duplicate of the representative"),
+            ("accept-group", "Whole group: duplicates", "", self.accept_group,
+             "every member of the group is a duplicate of the representative"),
+            ("reject-group", "Whole group: not duplicates", "", self.reject_group,
+             "no member of the group is a duplicate of the representative"),
         ):
-            b = widgets.Button(description=label, button_style=style,
+            b = widgets.Button(description=label, button_style=style, tooltip=tip,
                                layout=widgets.Layout(width="auto"))
             b.add_class(f"wb-dedup-{name}")
             b.on_click(lambda _, act=action: act())
@@ -283,13 +302,40 @@ class DedupReviewer(widgets.VBox):
         right = widgets.VBox([self._members, self._pair,
                               widgets.HBox(list(self._buttons.values())), self._table,
                               self._status], layout=widgets.Layout(width="64%"))
+        self.export = ExportBar(lambda: self.rows, name="duplicate_groups")
         super().__init__([
             widgets.HTML(_CSS),
             self._summary,
-            widgets.HBox([self._hist, self.slider], layout=widgets.Layout(align_items="center")),
+            widgets.VBox([self._hist, self.slider],
+                         layout=widgets.Layout(align_items="flex-start")),
             widgets.HBox([left, right]),
+            self.export,
         ])
         self.add_class("wb-dedup-reviewer")
+
+    def __repr__(self) -> str:
+        s = self.result.summary
+        return short_repr(self, f"{s['groups']:,} groups", f"{s['rows']:,} rows",
+                          f"threshold {self.result.threshold:.3f}",
+                          f"{self.decisions.height} decisions")
+
+    @property
+    def rows(self) -> pl.DataFrame:
+        """The groups at the slider's threshold, with each member's decision.
+
+        :attr:`DedupResult.groups` and ``is_duplicate: bool`` (null: undecided, and for the
+        representatives); what the "Export" buttons save.
+        """
+        groups = self.result.groups
+        if self.decisions.height == 0:
+            return groups.with_columns(is_duplicate=pl.lit(None, dtype=pl.Boolean))
+        reps = groups.filter(pl.col("is_representative")).select("group", rep=pl.col("key"))
+        pairs = (groups.join(reps, on="group", how="left")
+                 .with_columns(key_a=pl.min_horizontal("key", "rep"),
+                               key_b=pl.max_horizontal("key", "rep")))
+        d = self.decisions.select("key_a", "key_b", "is_duplicate")
+        return (pairs.join(d, on=["key_a", "key_b"], how="left", maintain_order="left")
+                .drop("rep", "key_a", "key_b"))
 
     @traitlets.validate("threshold")
     def _clamp(self, proposal: dict[str, Any]) -> float:

@@ -14,12 +14,17 @@ import polars as pl
 import traitlets
 
 from ..errors import InvalidInputError
+from ._common import short_repr
 from .cluster import ClusterExplorer
 from .search import SearchPanel
 
 if TYPE_CHECKING:
     from ..analysis.cluster import ClusterResult
     from ..store import Store
+
+
+_CUE_CSS = ("<style>.wb-linked-cue{background:#fff4d6;border:1px solid #e0b341;"
+            "border-radius:4px;padding:4px 10px;font-size:13px}</style>")
 
 
 def _ids(frame: pl.DataFrame | None) -> list[str]:
@@ -73,8 +78,45 @@ class LinkedViews(widgets.VBox):
         self._follow.add_class("wb-linked-follow")
         traitlets.link((self._follow, "value"), (self, "follow_selection"))
         self.observe(self._on_follow, names="follow_selection")
-        super().__init__([panel, self._follow, explorer])
+        # A search inside a lasso reads like a search of everything unless it says so: a
+        # banner above the results while the restriction holds, with the way out.
+        self._cue_text = widgets.HTML()
+        self._cue_clear = widgets.Button(description="Clear selection", icon="times",
+                                         button_style="warning",
+                                         layout=widgets.Layout(width="auto"))
+        self._cue_clear.add_class("wb-linked-clear")
+        self._cue_clear.on_click(lambda _: self.clear_selection())
+        self._cue = widgets.HBox([self._cue_text, self._cue_clear],
+                                 layout=widgets.Layout(align_items="center", display="none"))
+        self._cue.add_class("wb-linked-cue-box")
+        super().__init__([self._cue, panel, self._follow, explorer])
         self.add_class("wb-linked-views")
+
+    def __repr__(self) -> str:
+        restricted = self.panel.restricted_to
+        return short_repr(self, repr(self.panel), repr(self.explorer),
+                          f"search restricted to {len(restricted)} points" if restricted else "")
+
+    @property
+    def rows(self) -> pl.DataFrame:
+        """The search results shown (:attr:`SearchPanel.rows`; the map's: ``explorer.rows``)."""
+        return self.panel.rows
+
+    def clear_selection(self) -> None:
+        """Clear the map's selection: the search is no longer restricted (and re-runs)."""
+        self.explorer.select([])
+        if self.panel.restricted_to is not None:  # not following the selection
+            self.panel.restrict(None)
+            self._rerun()
+        self._render_cue()
+
+    def _render_cue(self) -> None:
+        ids = self.panel.restricted_to
+        self._cue.layout.display = None if ids is not None else "none"
+        if ids is not None:
+            self._cue_text.value = (
+                f"{_CUE_CSS}<div class='wb-linked-cue'>Searching only the <b>{len(ids):,}</b> "
+                "points selected on the map</div>")
 
     @classmethod
     def from_store(cls, store: Store, result: ClusterResult, *, k: int = 10,
@@ -118,11 +160,13 @@ class LinkedViews(widgets.VBox):
         elif self.panel.restricted_to is not None:
             self.panel.restrict(None)
             self._rerun()
+        self._render_cue()
 
     def _restrict(self) -> None:
         ids = self.explorer.selected_ids
         before = self.panel.restricted_to
         self.panel.restrict(ids)
+        self._render_cue()
         if self.panel.restricted_to != before:
             self._rerun()
 

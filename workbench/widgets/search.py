@@ -11,7 +11,15 @@ import polars as pl
 import traitlets
 
 from ..errors import InvalidInputError, WorkbenchError
-from ._common import FilterControl, build_filters, error_html, esc
+from ._common import (
+    ExportBar,
+    FilterControl,
+    FrameTrait,
+    build_filters,
+    error_html,
+    esc,
+    short_repr,
+)
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -22,7 +30,21 @@ _CSS = """<style>
 .wb-dist{font-variant-numeric:tabular-nums;color:#5b6675;width:5.5em;display:inline-block}
 .wb-id{font-weight:600;margin-right:.5em}
 .wb-meta{color:#5b6675;margin-left:.5em}
+.wb-results-head{font-size:11px;color:#5b6675;border-bottom:1px solid #c9d0da;padding:2px 0}
+.wb-results-head .wb-dist{color:#5b6675}
+.wb-filter-label{font-size:12px;font-weight:600;margin-top:4px}
+.wb-filter-label .wb-hint{font-weight:400;color:#5b6675}
+.wb-busy{color:#5b6675}
 </style>"""
+
+#: What each metric's distance means, for the results' column header.
+DISTANCE_HINTS = {"cos": "cosine distance, 0 = same direction",
+                  "ip": "negative inner product, lower = closer",
+                  "l2sq": "squared L2 distance, 0 = same vector"}
+
+#: Each filter kind's hint under its label (a multi-select's ctrl-click is not obvious).
+FILTER_HINTS = {"categorical": "any of; Ctrl/⌘-click to pick several, none = all",
+                "range": "from – to", "boolean": "any, true or false"}
 
 #: Width of a row's "More like this" button. It is also its minimum width and the button
 #: neither grows nor shrinks: in a flex row next to a long paragraph, a shrinkable button
@@ -63,14 +85,16 @@ class SearchPanel(widgets.VBox):
         The rows shown.
     neighbourhood : polars.DataFrame or None
         The `neighbours` hits ranked after them.
+    rows : polars.DataFrame
+        The rows shown, for code and for the "Export" buttons (empty before a search).
     """
 
     query = traitlets.Unicode("")
     k = traitlets.Int(10)
     status = traitlets.Unicode("")
-    results = traitlets.Any(None)
+    results = FrameTrait(None)
     elapsed = traitlets.Float(0.0)
-    neighbourhood = traitlets.Any(None)
+    neighbourhood = FrameTrait(None)
     #: Ids the search is restricted to (a linked map's lasso), or None for no restriction.
     restricted_to = traitlets.Any(None)
 
@@ -98,11 +122,19 @@ class SearchPanel(widgets.VBox):
         self._status.add_class("wb-status")
         self._rows = widgets.VBox()
         self._rows.add_class("wb-results")
+        metric = str(getattr(store, "metric", ""))
+        hint = DISTANCE_HINTS.get(metric, metric)
+        self._head = widgets.HTML(
+            f"<div class='wb-results-head'><span class='wb-dist'>distance</span>"
+            f"<span class='wb-id'>id</span>text <span class='wb-meta'>metadata</span>"
+            f"{' · distance: ' + esc(hint) if hint else ''}</div>")
+        self._head.layout.display = "none"  # until there are results
+        self.export = ExportBar(lambda: self.rows, name="search_results")
         traitlets.link((self._text, "value"), (self, "query"))
         traitlets.link((self._k, "value"), (self, "k"))
         self._button.on_click(lambda _: self.search())
         self._text.observe(self._on_submit, names="value")
-        filter_box = widgets.VBox([f.widget for f in self.filters])
+        filter_box = widgets.VBox([self._labelled(f) for f in self.filters])
         self._accordion = widgets.Accordion(children=[filter_box])
         self._accordion.add_class("wb-filters")
         for f in self.filters:
@@ -113,9 +145,30 @@ class SearchPanel(widgets.VBox):
             widgets.HBox([self._text, self._k, self._button]),
             self._accordion,
             self._status,
+            self._head,
             self._rows,
+            self.export,
         ])
         self.add_class("wb-search-panel")
+
+    def __repr__(self) -> str:
+        shown = "no search yet" if self.results is None else f"{self.results.height} results"
+        return short_repr(self, f"store={str(getattr(self.store, 'path', self.store))!r}",
+                          f"{len(self.store):,} rows", shown)
+
+    @property
+    def rows(self) -> pl.DataFrame:
+        """The result rows shown (an empty frame before the first search)."""
+        return self.results if self.results is not None else pl.DataFrame()
+
+    @staticmethod
+    def _labelled(f: FilterControl) -> widgets.Widget:
+        # the column name above the control, with how to use it
+        label = widgets.HTML(f"<div class='wb-filter-label'>{esc(f.column)} <span "
+                             f"class='wb-hint'>{esc(FILTER_HINTS.get(f.kind, ''))}</span></div>")
+        box = widgets.VBox([label, f.widget])
+        box.add_class("wb-filter")
+        return box
 
     # ------------------------------------------------------------------ actions
     def filter(self, column: str) -> widgets.Widget:
@@ -159,7 +212,7 @@ class SearchPanel(widgets.VBox):
     def search(self) -> pl.DataFrame | None:
         """Run the query in the box: one :meth:`Store.search` call."""
         if not self.query.strip():
-            self.status = "Type a query."
+            self.status = "Type a query, then press Enter or Search."
             self._status.value = esc(self.status)
             return None
         return self._run(lambda: self.store.search(self.query, k=self.k + self.neighbours,
@@ -177,10 +230,21 @@ class SearchPanel(widgets.VBox):
         self._accordion.set_title(0, f"Filters ({n})" if n else "Filters")
 
     def _on_submit(self, change: dict[str, Any]) -> None:
-        if change["new"].strip():
-            self.search()
+        # an emptied box says what to do rather than nothing
+        self.search()
+
+    def _busy(self, label: str) -> None:
+        """Say a search runs (sent before the call blocks: the first query loads the model)."""
+        self.status = f"Searching {label}…"
+        if self.results is None:
+            self.status += " (the first search loads the embedding model: a few seconds)"
+        self._status.value = f"<span class='wb-busy'>⏳ {esc(self.status, 2000)}</span>"
+        self._button.disabled = True
+        self._button.icon = "spinner"
 
     def _run(self, call: Any, *, label: str) -> pl.DataFrame | None:
+        self._busy(label)
+        self.export.clear()
         t0 = time.perf_counter()
         try:
             res = call()
@@ -188,6 +252,9 @@ class SearchPanel(widgets.VBox):
             self.status = f"Error: {exc}"
             self._status.value = error_html(self.status)
             return None
+        finally:
+            self._button.disabled = False
+            self._button.icon = "search"
         self.elapsed = time.perf_counter() - t0
         # one call fetched the k shown and the neighbourhood after them
         self.neighbourhood = res.slice(self.k) if self.neighbours else res.head(0)
@@ -199,13 +266,15 @@ class SearchPanel(widgets.VBox):
             self.status += "; filters: " + "; ".join(active)
         self._status.value = esc(self.status, 2000)
         self._rows.children = [self._row(r) for r in res.iter_rows(named=True)]
+        self._head.layout.display = None if res.height else "none"
         return res
 
     def _row(self, row: dict[str, Any]) -> widgets.Widget:
         meta = [f"{esc(c)}={esc(v, 60)}" for c, v in row.items()
                 if c not in ("query", "id", "distance", "key", self.text_column)]
         body = (
-            f"<div class='wb-cell'><span class='wb-dist'>{row['distance']:.4f}</span>"
+            f"<div class='wb-cell'><span class='wb-dist' title='distance'>"
+            f"{row['distance']:.4f}</span>"
             f"<span class='wb-id'>{esc(row['id'], 80)}</span>"
             f"{esc(row.get(self.text_column, ''), 400)}"
             f"<span class='wb-meta'>{' · '.join(meta)}</span></div>"
