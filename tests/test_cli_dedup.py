@@ -159,9 +159,10 @@ def test_demo_report_has_a_dedup_section(tmp_path: Path) -> None:
     # each dtype, the exact f32 anchor at recall 1, and a hashing model of a quarter the dims
     comp = html[html.index("<h2>Compression: vector dtypes and a smaller model</h2>"):
                 html.index("<h2>Timing</h2>")]
-    assert ('<tr><td>f32</td><td>exact</td><td class="num">384</td><td></td><td class="num">'
-            'False</td><td class="num">1536</td>') in comp
-    assert comp.split("<td>exact</td>")[1].split("</tr>")[0].endswith('<td class="num">1</td>')
+    assert ('<tr><td>f32</td><td>exact</td><td class="num">384</td><td></td><td>no</td>'
+            '<td class="num">1,536</td>') in comp
+    assert comp.split("<td>exact</td>")[1].split("</tr>")[0].endswith(
+        '<td class="num">1.000</td>')
     for dtype in ("f16", "bf16", "i8", "b1"):
         assert f"<td>{dtype}</td><td>hnsw</td>" in comp
     assert '<td>hashing-96</td><td>variant</td><td class="num">96</td>' in comp

@@ -147,3 +147,32 @@ def test_bad_levels_and_no_text(result: wb.ClusterResult, nested: tuple) -> None
     with pytest.raises(InvalidInputError, match="n_topics"):
         wb.cluster(x, frame=frame, metric="cos", reducer="pca", layout=None, topics=False,
                    n_topics=3, progress=False)
+
+
+def test_topic_persistence_is_hdbscans_for_the_union_of_its_clusters(
+        result: wb.ClusterResult) -> None:
+    """Known answer from hdbscan itself: a topic's persistence is the stability of its fine
+    clusters together over (their members x max lambda), i.e. hdbscan's
+    ``cluster_persistence_`` averaged with the member counts as weights."""
+    import hdbscan
+
+    ref = hdbscan.HDBSCAN(min_cluster_size=result.params["clusterer"]["min_cluster_size"],
+                          min_samples=result.params["clusterer"]["min_samples"]
+                          ).fit(result.reduced)
+    raw = result.points["hdbscan_cluster"].to_numpy()
+    np.testing.assert_array_equal(raw, ref.labels_)
+    counts = np.bincount(raw[raw >= 0])
+    stability = ref.cluster_persistence_ * counts  # up to the common factor max lambda
+    k = result.hierarchy.n_clusters
+    for n in (1, COARSE, k):
+        r = result.at_level(n)
+        got = r.clusters.sort("cluster")["persistence"].to_numpy()
+        topic = r.points["cluster"].to_numpy()
+        want = [stability[np.unique(raw[(topic == t) & (raw >= 0)])].sum()
+                / counts[np.unique(raw[(topic == t) & (raw >= 0)])].sum() for t in range(n)]
+        np.testing.assert_allclose(got, want, rtol=1e-5)
+    # at the fine level each topic is one HDBSCAN cluster and keeps its persistence
+    fine = result.at_level(k)
+    assert np.isfinite(fine.clusters["persistence"].to_numpy()).all()
+    np.testing.assert_allclose(np.sort(fine.clusters["persistence"].to_numpy()),
+                               np.sort(ref.cluster_persistence_), rtol=1e-5)

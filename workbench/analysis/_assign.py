@@ -171,5 +171,5 @@ def for_assign(result: ClusterResult) -> ClusterResult:
     state = result._state
     slim = None if state is None else replace(
         state, vectors=None, terms=None, tree=None, topic_tree=None, fine_labels=None,
-        base_labels=None)
+        fine_persistence=None, base_labels=None)
     return replace(result, points=result.points.select("key", "id", "cluster"), _state=slim)

@@ -19,11 +19,23 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from ..errors import MissingDependencyError
+from .._validation import check_choice, check_positive_int
+from ..errors import InvalidInputError, MissingDependencyError
 from ._cache import ArrayCache, params_key
 from .cluster_metrics import noise_fraction, relative_validity
 
 SELECTION_METHODS = ("eom", "leaf")
+
+
+def _check_settings(min_cluster_size: int | None, min_samples: int | None, method: str) -> None:
+    """Check the built-in HDBSCAN's settings (None: the default), naming the bad one."""
+    if min_cluster_size is not None and (check_positive_int(
+            min_cluster_size, name="min_cluster_size") < 2):
+        raise InvalidInputError(
+            f"min_cluster_size: expected an integer >= 2, got {min_cluster_size}")
+    if min_samples is not None:
+        check_positive_int(min_samples, name="min_samples")
+    check_choice(method, SELECTION_METHODS, name="cluster_selection_method")
 
 
 def _default_min_cluster_size(n: int) -> int:
@@ -198,6 +210,24 @@ def _select(
         else:
             persistence[i] = float(stability[node - root] / (sizes[i] * max_lambda))
     return labels, probs.astype(np.float32), scores.astype(np.float32), persistence
+
+
+def _renumber_like(labels: NDArray[np.int32], persistence: dict[int, float],
+                   old: NDArray[Any]) -> tuple[NDArray[np.int32], dict[int, float]]:
+    """`labels` (0..K-1, -1 noise) renumbered within 0..K-1 to overlap `old` most."""
+    from scipy.optimize import linear_sum_assignment
+
+    k = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
+    if k == 0:
+        return labels, persistence
+    both = (labels >= 0) & (old >= 0) & (old < k)
+    gain = np.zeros((k, k), dtype=np.int64)
+    np.add.at(gain, (labels[both], old[both].astype(np.int64)), 1)
+    rows, cols = linear_sum_assignment(gain, maximize=True)
+    mapping = np.empty(k, dtype=np.int32)
+    mapping[rows] = cols
+    out = np.where(labels >= 0, mapping[np.maximum(labels, 0)], -1).astype(np.int32)
+    return out, {int(mapping[c]): v for c, v in persistence.items() if 0 <= c < k}
 
 
 def _auto_grid(

@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import polars as pl
@@ -35,12 +35,14 @@ from .._validation import (
 from ..errors import EmptyInputError, InvalidInputError
 from ..store.segment import unit
 from ._cache import ArrayCache, data_digest
+from ._hdbscan_tree import SELECTION_METHODS as SELECTION_METHODS  # the widget lists them
 from ._hdbscan_tree import (
-    SELECTION_METHODS,
     _auto_grid,
+    _check_settings,
     _default_min_cluster_size,
     _extract,
     _get_tree,
+    _renumber_like,
     _Tree,
 )
 from ._reduce import Reducer, _describe, _run_reducer
@@ -53,6 +55,9 @@ from .cluster_metrics import (
     trustworthiness,
 )
 from .keywords import KeywordsSkippedWarning, TermCounts, class_tfidf
+
+if TYPE_CHECKING:
+    from plotly.graph_objects import Figure
 
 __all__ = [
     "ClusterResult",
@@ -104,6 +109,7 @@ class _State:
     random_state: int
     vectors: NDArray[np.float32] | None = None  # original vectors, unit norm (topic tree)
     fine_labels: NDArray[np.int32] | None = None  # the clusters the topic tree merges
+    fine_persistence: Mapping[int, float] | None = None  # their HDBSCAN persistence
     topic_tree: Any = None  # TopicTree of fine_labels
     # The fitted reducer and layout (assign() maps new rows through them); None when the stage
     # was skipped, read from the disk cache, or the result came from disk.
@@ -126,8 +132,10 @@ class ClusterResult:
         One row per cluster (noise excluded), by ``cluster``: ``cluster: i32, name: str,
         size: u32, keywords: list[str]`` (c-TF-IDF, best first; empty without text),
         ``exemplars: list[str]`` (ids of the members nearest the cluster's centre in the
-        reduced space), ``persistence: f32`` (HDBSCAN stability; NaN otherwise or after a
-        merge), ``x: f32, y: f32`` (median map position, for labels).
+        reduced space), ``persistence: f32`` (hdbscan's ``cluster_persistence_``; a topic's
+        is that of the union of its fine clusters, see :func:`.topics.topic_persistence`;
+        NaN for other clusterers and after :func:`merge_clusters`), ``x: f32, y: f32``
+        (median map position, for labels).
     metrics : ClusterMetrics
         Noise fraction, silhouette, relative validity, and the map's distortion
         (trustworthiness, kNN preservation).
@@ -255,6 +263,39 @@ class ClusterResult:
         from ._assign import assign_rows
 
         return assign_rows(self, data, where=where, write=write, columns=columns, k=k)
+
+    def plot(self, texts: Any = None, *, max_chars: int = 300, max_labels: int | None = 50,
+             height: int = 650) -> Figure:
+        """The 2-D map: one colour per cluster (noise grey), names at the cluster centres.
+
+        Parameters
+        ----------
+        texts : Store, polars.DataFrame or sequence of str, optional
+            Texts shown on hover: a store (its column ``params["text"]``, joined on ``key``),
+            a frame with ``key`` and that column, or one string per point in point order.
+            Every user string is escaped; each is cut at `max_chars`.
+        max_chars : int
+            Characters of a point's text on hover.
+        max_labels : int or None
+            Label the centres of this many of the largest clusters (None: all).
+        height : int
+            Figure height in pixels.
+
+        Returns
+        -------
+        plotly.graph_objects.Figure
+            A trace per cluster, largest first in the legend (click hides, double-click
+            isolates), noise first and grey; an annotation per label. ``res.plot(store)``.
+
+        Raises
+        ------
+        InvalidInputError
+            The result has no map (``layout=None``), or `texts` does not fit the points.
+        """
+        from ._cluster_plot import cluster_figure
+
+        return cluster_figure(self, texts, max_chars=max_chars, max_labels=max_labels,
+                              height=height)
 
     def to_frame(self) -> pl.DataFrame:
         """`points` with each point's cluster ``name`` (null for noise)."""
@@ -434,13 +475,7 @@ def _check_hdbscan_args(
     auto: bool,
 ) -> None:
     if clusterer == "hdbscan":
-        if min_cluster_size is not None and (check_positive_int(
-                min_cluster_size, name="min_cluster_size") < 2):
-            raise InvalidInputError(
-                f"min_cluster_size: expected an integer >= 2, got {min_cluster_size}")
-        if min_samples is not None:
-            check_positive_int(min_samples, name="min_samples")
-        check_choice(method, SELECTION_METHODS, name="cluster_selection_method")
+        _check_settings(min_cluster_size, min_samples, method)
         return
     if isinstance(clusterer, str) or not isinstance(clusterer, Clusterer):
         raise InvalidInputError(
@@ -648,7 +683,7 @@ def cluster(
     state = _State(terms=terms, tree=tree, base_labels=base_labels, cache=disk,
                    reduced_digest=reduced_digest, names={}, map_metrics=mm, top_n=top_n,
                    n_exemplars=n_exemplars, random_state=random_state,
-                   vectors=_unit_rows(vectors), reducer_model=reducer_model,
+                   vectors=unit(vectors), reducer_model=reducer_model,
                    layout_model=layout_model)
     params = {"reducer": reducer_params, "clusterer": clusterer_params,
               "layout": layout_params, "metric": metric, "text": text,
@@ -669,11 +704,6 @@ def cluster(
         out = apply_topics(out, n_topics)
         out.params["seconds"]["topics"] = round(time.perf_counter() - t0, 3)
     return out
-
-
-def _unit_rows(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def _terms(meta: pl.DataFrame, text: str | None) -> TermCounts | None:
@@ -755,7 +785,7 @@ def recluster(
                                              "auto": auto},
               "seconds": {**result.params["seconds"], "recluster": round(seconds, 3)}}
     new_state = replace(state, tree=tree, base_labels=labels, names={}, fine_labels=None,
-                        topic_tree=None)
+                        fine_persistence=None, topic_tree=None)
     pts = result.points
     params.pop("topics", None)
     out = _build(keys=pts.get_column("key"), ids=pts.get_column("id"), reduced=result.reduced,
@@ -768,24 +798,6 @@ def recluster(
 
         out = apply_topics(out)
     return out
-
-
-def _renumber_like(labels: NDArray[np.int32], persistence: dict[int, float],
-                   old: NDArray[Any]) -> tuple[NDArray[np.int32], dict[int, float]]:
-    """`labels` (0..K-1, -1 noise) renumbered within 0..K-1 to overlap `old` most."""
-    from scipy.optimize import linear_sum_assignment
-
-    k = int(labels.max()) + 1 if labels.size and labels.max() >= 0 else 0
-    if k == 0:
-        return labels, persistence
-    both = (labels >= 0) & (old >= 0) & (old < k)
-    gain = np.zeros((k, k), dtype=np.int64)
-    np.add.at(gain, (labels[both], old[both].astype(np.int64)), 1)
-    rows, cols = linear_sum_assignment(gain, maximize=True)
-    mapping = np.empty(k, dtype=np.int32)
-    mapping[rows] = cols
-    out = np.where(labels >= 0, mapping[np.maximum(labels, 0)], -1).astype(np.int32)
-    return out, {int(mapping[c]): v for c, v in persistence.items() if 0 <= c < k}
 
 
 # The editing verbs live in .cluster_edit, which needs ClusterResult and _build from here:

@@ -72,9 +72,12 @@ class DedupResult:
     ----------
     groups : polars.DataFrame
         One row per member of a group of 2+ rows: ``group: i64`` (0 = largest), ``key: u64``,
-        ``id: str``, ``is_representative: bool``, ``score_to_representative: f32`` (null in
-        ``"components"`` grouping where a member has no direct pair with it), ``exact: bool``
-        (an exact duplicate of its representative); sorted by group, representative first.
+        ``id: str``, ``text: str`` (the member's text, from the store's column
+        ``info["text"]``, so that a reviewer reads the groups without a join; only when the
+        dedup had a text column), ``is_representative: bool``, ``score_to_representative:
+        f32`` (null in ``"components"`` grouping where a member has no direct pair with it),
+        ``exact: bool`` (an exact duplicate of its representative); sorted by group,
+        representative first.
     pairs : polars.DataFrame
         Candidate pairs, each once: ``key_a: u64 < key_b: u64``, ``id_a``, ``id_b``,
         ``cosine: f32`` (full precision), the lexical features (``ratio``, ``token_set``,
@@ -601,6 +604,8 @@ def _assemble(
         "group": number[reps],
         "key": keys[members],
         "id": rows.get_column("id").gather(members),
+        # the texts a reviewer reads, so that the groups need no join with the store
+        **({"text": rows.get_column(text).cast(pl.Utf8).gather(members)} if text else {}),
         "is_representative": members == reps,
         "score_to_representative": g.score[members],
         "exact": g.exact[members],

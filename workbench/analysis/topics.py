@@ -12,6 +12,7 @@ one ``(n, clusters)`` product.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -387,9 +388,15 @@ def at_level(result: ClusterResult, n_topics: int) -> ClusterResult:
     labels[ok] = topic_of[np.searchsorted(tree.clusters, fine[ok])]
     base = result
     if result._state.fine_labels is None:
-        base = replace(result, _state=replace(result._state, fine_labels=fine, topic_tree=tree))
+        base = replace(result, _state=replace(result._state, fine_labels=fine, topic_tree=tree,
+                                              fine_persistence=_persistence_of(result)))
     out = _edit(base, labels, names={}, note=f"at_level({n_topics})",
                 reset=set(result.clusters.get_column("cluster").to_list()))
+    pers = topic_persistence(fine, labels, out.points.get_column("probability").to_numpy(),
+                             base._state.fine_persistence or {})
+    out = replace(out, clusters=out.clusters.with_columns(persistence=pl.Series(
+        [pers.get(c, float("nan")) for c in out.clusters.get_column("cluster").to_list()],
+        dtype=pl.Float32)))
     params = {**out.params, "topics": {**out.params.get("topics", {}), "n_topics": n_topics,
                                        "fine_clusters": tree.n_clusters}}
     pts = out.points.with_columns(fine_cluster=pl.Series(fine, dtype=pl.Int32))
@@ -397,6 +404,56 @@ def at_level(result: ClusterResult, n_topics: int) -> ClusterResult:
     if base_labels is not None:
         pts = pts.with_columns(hdbscan_cluster=pl.Series(base_labels, dtype=pl.Int32))
     return replace(out, points=pts, params=params)
+
+
+def _persistence_of(result: ClusterResult) -> dict[int, float]:
+    c = result.clusters
+    return dict(zip(c.get_column("cluster").to_list(), c.get_column("persistence").to_list(),
+                    strict=True))
+
+
+def topic_persistence(
+    fine: NDArray[np.int32], topics: NDArray[np.int32], probability: NDArray[np.float32],
+    persistence: Mapping[int, float],
+) -> dict[int, float]:
+    """HDBSCAN persistence of each topic: that of the union of its fine clusters.
+
+    hdbscan's persistence of a cluster is its stability over ``members x max lambda``
+    (``cluster_persistence_``), and the stability of disjoint clusters adds up (it is what EOM
+    compares a parent with), so the union's persistence is the mean of the fine clusters'
+    weighted by their HDBSCAN members (points with ``probability > 0``: reassigned outliers
+    keep 0). A topic of one fine cluster keeps that cluster's persistence.
+
+    Parameters
+    ----------
+    fine, topics : numpy.ndarray
+        Fine cluster and topic of each point (``-1`` noise).
+    probability : numpy.ndarray
+        HDBSCAN membership strength of each point (0 for noise and reassigned outliers).
+    persistence : mapping
+        Fine cluster -> its persistence.
+
+    Returns
+    -------
+    dict
+        Topic -> persistence; NaN where a fine cluster has none (another clusterer than
+        HDBSCAN, or clusters merged by hand) or the topic has no HDBSCAN member.
+    """
+    ok = (fine >= 0) & (topics >= 0)
+    out: dict[int, float] = {}
+    if not ok.any():
+        return out
+    f, t = fine[ok].astype(np.int64), topics[ok].astype(np.int64)
+    weight = np.bincount(f[np.asarray(probability)[ok] > 0], minlength=int(f.max()) + 1)
+    value = np.array([persistence.get(c, np.nan) for c in range(weight.size)],
+                     dtype=np.float64)
+    pairs = np.unique(np.stack([t, f], axis=1), axis=0)  # (topic, fine cluster), by topic
+    for topic in np.unique(pairs[:, 0]).tolist():
+        parts = pairs[pairs[:, 0] == topic, 1]
+        w, v = weight[parts].astype(np.float64), value[parts]
+        out[int(topic)] = (float(w @ v / w.sum()) if w.sum() > 0 and np.isfinite(v).all()
+                           else float("nan"))
+    return out
 
 
 def cut(result: ClusterResult, threshold: float) -> ClusterResult:
@@ -424,7 +481,8 @@ def apply_topics(result: ClusterResult, n_topics: int | None = None) -> ClusterR
         return fine
     fine = replace(fine, _state=replace(fine._state, fine_labels=None, topic_tree=None))
     tree = topic_tree(fine)
-    fine = replace(fine, _state=replace(fine._state, fine_labels=fine.labels, topic_tree=tree))
+    fine = replace(fine, _state=replace(fine._state, fine_labels=fine.labels, topic_tree=tree,
+                                        fine_persistence=_persistence_of(fine)))
     level = tree.best_n_topics if n_topics is None else _check_level(n_topics, tree.n_clusters)
     out = at_level(fine, level)
     return replace(out, params={**out.params, "topics": {

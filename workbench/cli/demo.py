@@ -89,11 +89,8 @@ def _dedup_section(store, *, method: str):  # noqa: ANN001, ANN202 - Store -> (S
     top = res.groups.filter(pl.col("group") < 8)
     if top.height:
         sizes = top.group_by("group").len("size")
-        texts = (store.scan().filter(pl.col("key").is_in(top.get_column("key").implode()))
-                 .select("key", "text").collect())
         rep = pl.col("is_representative")
         top = (top.join(sizes, on="group", maintain_order="left")
-               .join(texts, on="key", how="left", maintain_order="left")
                .select("group", "size",
                        role=pl.when(rep).then(pl.lit("representative"))
                        .when(pl.col("exact")).then(pl.lit("exact duplicate"))

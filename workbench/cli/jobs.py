@@ -352,12 +352,8 @@ def dedup(args: argparse.Namespace) -> int:
                     grouping=args.grouping, keep=args.keep, progress=args.progress,
                     workers=args.workers,
                 )
-        shown_text = res.info.get("text")
         top = res.groups.filter(pl.col("group") < args.show)
-        if shown_text is not None and top.height:
-            texts = (store.scan().filter(pl.col("key").is_in(top.get_column("key").implode()))
-                     .select("key", shown_text).collect())
-            top = top.join(texts, on="key", how="left", maintain_order="left")
+        shown_text = "text" if "text" in top.columns else None  # the groups carry the texts
     for w in caught:
         if issubclass(w.category, DedupWarning):
             print(f"workbench: warning: {w.message}", file=sys.stderr)
