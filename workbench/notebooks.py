@@ -110,8 +110,8 @@ def _widget_note(output: Any, screenshots: list[Path]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if shot is not None:
         b64 = base64.b64encode(shot.read_bytes()).decode("ascii")
-        note += (" The picture shows the widget as the browser tests drove it (other data), "
-                 "not this run.</p>"
+        note += (" The picture shows the widget in JupyterLab on the demo corpus (other data "
+                 "than this run).</p>"
                  f"<img alt='{html.escape(cls)}' style='max-width:100%;border:1px solid "
                  f"#dde3ea' src='data:image/png;base64,{b64}'>")
     else:

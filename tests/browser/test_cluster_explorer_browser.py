@@ -84,7 +84,7 @@ def test_cluster_map_renders_and_lasso_selection_reaches_kernel(lab: Lab, page: 
     assert '<img src=x onerror="document.title=1"> digit' in tip
     assert page.evaluate("document.querySelectorAll('img[src=\"x\"]').length") == 0
     assert page.title() != "1"
-    screenshot(page, "cluster_explorer.png", widget=".wb-cluster-explorer")
+    screenshot(page, "escaping_cluster_explorer.png", widget=".wb-cluster-explorer")
 
 
 LEVEL_CELLS = [
@@ -120,12 +120,12 @@ def test_granularity_slider_recolours_the_map(lab: Lab, page: Any) -> None:
     handle.focus()
     page.keyboard.press("Home")
     _wait_legend(page, 1)
-    page.wait_for_selector(".wb-cluster-explorer :text('1 topics of')", timeout=30_000)
+    page.wait_for_selector(".wb-cluster-explorer :text('1 cluster of')", timeout=30_000)
     assert tree.count() == 1
     page.keyboard.press("End")
     _wait_legend(page, k)
     assert int(page.locator(".wb-cluster-granularity .widget-readout").inner_text()) == k
-    page.wait_for_selector(f".wb-cluster-explorer :text('{k} topics of {k}')", timeout=30_000)
+    page.wait_for_selector(f".wb-cluster-explorer :text('{k} clusters of {k}')", timeout=30_000)
     assert tree.count() == k
     # HDBSCAN's noise greyed again: one more legend entry, the same clustering
     page.locator(".wb-cluster-noise input").click()
@@ -171,4 +171,4 @@ def test_hover_shows_a_digit_thumbnail(lab: Lab, page: Any) -> None:
         if page.evaluate(_THUMB_JS):
             break
     assert page.evaluate(_THUMB_JS) >= 1, "no thumbnail in the tooltip while hovering the map"
-    screenshot(page, "cluster_explorer_thumbnail.png", widget=".wb-cluster-map")
+    screenshot(page, "check_cluster_explorer_thumbnail.png", widget=".wb-cluster-map")

@@ -84,4 +84,4 @@ def test_dedup_reviewer_slider_regroups_and_a_decision_reaches_kernel(lab: Lab,
     out = page.locator(".jp-OutputArea-output:has-text('decisions ')").last.inner_text()
     assert re.search(r"decisions (\d+)", out).group(1) == "1"
     assert cell_errors(page) == []
-    screenshot(page, "dedup_reviewer.png", widget=".wb-dedup-reviewer")
+    screenshot(page, "escaping_dedup_reviewer.png", widget=".wb-dedup-reviewer")

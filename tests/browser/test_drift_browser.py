@@ -58,7 +58,7 @@ def test_drift_dashboard_window_selection_changes_the_detail(lab: Lab, page: Any
     # user text is shown as text, never run as markup
     assert page.locator(".wb-drift-detail img").count() == 0
     assert page.title() != "1"
-    screenshot(page, "drift_dashboard.png", widget=".wb-drift")
+    screenshot(page, "escaping_drift_dashboard.png", widget=".wb-drift")
 
 
 def test_drift_report_opens_offline_and_draws(tmp_path: Path) -> None:

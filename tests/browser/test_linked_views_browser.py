@@ -79,4 +79,4 @@ def test_search_highlights_the_map_and_a_lasso_filters_the_search(lab: Lab, page
     out = page.locator(".jp-OutputArea-output:has-text('restricted ')").last.inner_text()
     assert int(re.search(r"restricted (\d+)", out).group(1)) == n
     assert cell_errors(page) == []
-    screenshot(page, "linked_views.png", widget=".wb-linked-views")
+    screenshot(page, "check_linked_views.png", widget=".wb-linked-views")

@@ -42,4 +42,4 @@ def test_search_panel_renders_and_searches(lab: Lab, page: Any) -> None:
     assert page.locator(".wb-results img").count() == 0
     assert page.title() != "pwned"
     assert "4 results" in page.locator(".wb-status").inner_text()
-    screenshot(page, "search_panel.png", widget=".wb-search-panel")
+    screenshot(page, "escaping_search_panel.png", widget=".wb-search-panel")

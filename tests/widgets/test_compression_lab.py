@@ -162,3 +162,10 @@ def test_no_null_comparison_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fresh.run()
+
+
+def test_edge_labels_point_inwards() -> None:
+    from workbench.widgets.compress import _label_positions
+
+    assert _label_positions([3.0, 1.0, 2.0]) == ["top left", "top right", "top center"]
+    assert _label_positions([1.0]) == ["top center"]

@@ -9,7 +9,7 @@ three CDN scripts for the same; matplotlib has no interaction in a static page.
 from __future__ import annotations
 
 import html
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +35,8 @@ P_FLOOR = 1e-16
 LINE_COLOUR = "#4c78a8"
 
 
+#: Up to this many windows, the date axis has one tick per window start.
+MAX_TICKED_WINDOWS = 16
 #: Shading of the reference window(s) in every panel.
 REFERENCE_FILL = "#9aa5b1"
 #: What the domain classifier's numbers mean, shown under the chart and the example rows.
@@ -108,7 +110,14 @@ def drift_figure(result: DriftResult, *, height_per_panel: int = 170) -> Any:
             fig.add_vrect(x0=x0, x1=x1, fillcolor=REFERENCE_FILL, opacity=0.18, line_width=0,
                           layer="below", row=row, col=1, **extra)
     monthly = all(isinstance(s, datetime) and s.day == 1 and s.hour == 0 for s in starts)
-    fig.update_xaxes(tickformat="%b %Y" if monthly else "%Y-%m-%d", hoverformat="%Y-%m-%d")
+    fmt = "%b %Y" if monthly else "%Y-%m-%d"
+    if 0 < len(starts) <= MAX_TICKED_WINDOWS and all(isinstance(s, date) for s in starts):
+        # a tick at each window's start: plotly's own ticks fall between monthly windows and
+        # label two in a row "Jan 2025"
+        fig.update_xaxes(tickvals=starts, ticktext=[s.strftime(fmt) for s in starts],
+                         hoverformat="%Y-%m-%d")
+    else:
+        fig.update_xaxes(tickformat=fmt, hoverformat="%Y-%m-%d")
     # The legend sits in the top margin (container coordinates), above the first panel's
     # title, so it never covers a point.
     fig.update_layout(height=height_per_panel * max(1, len(panels)) + 110,

@@ -50,6 +50,7 @@ MAP_PADDING = 0.06
 _LEGEND_CSS = (
     ".wb-legend{font-size:12px;line-height:1.45;max-height:420px;overflow-y:auto;"
     "margin:4px 0 6px 8px}.wb-legend-title{font-weight:600}"
+    ".wb-cluster-legend .widget-html-content{width:100%;min-width:0}"
     ".wb-legend-cols{column-count:2;column-gap:12px}"
     ".wb-legend-cols>div{break-inside:avoid;white-space:nowrap;overflow:hidden;"
     "text-overflow:ellipsis}"
@@ -326,7 +327,9 @@ class ClusterExplorer(widgets.VBox):
         self._tree = widgets.HTML()
         self._tree.add_class("wb-cluster-hierarchy")
         self._status = widgets.HTML()
-        self._legend = widgets.HTML()
+        # as wide as the side panel, no wider: a two-column legend sized to its content ran
+        # past the panel's right edge
+        self._legend = widgets.HTML(layout=widgets.Layout(width="100%"))
         self._legend.add_class("wb-cluster-legend")
         # the lasso's count, with a way out of it
         self._selected = widgets.HTML()

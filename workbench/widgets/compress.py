@@ -50,6 +50,18 @@ def _cell(v: Any) -> str:
     return esc(v, 200)
 
 
+def _label_positions(xs: list[float]) -> list[str]:
+    """Where each point's label goes: away from the plot's left and right edges.
+
+    A centred label of the rightmost (or leftmost) point ran past the figure and was cut.
+    """
+    finite = [v for v in xs if v == v]
+    if len(finite) < 2:
+        return ["top center"] * len(xs)
+    lo, hi = min(finite), max(finite)
+    return ["top left" if v == hi else "top right" if v == lo else "top center" for v in xs]
+
+
 class CompressionLab(widgets.VBox):
     """Pick compressed variants of a teacher embedder and measure what they cost and keep.
 
@@ -218,7 +230,7 @@ class CompressionLab(widgets.VBox):
         order = sorted((i for i in range(frame.height) if front[i]), key=lambda i: xs[i])
         models, line = self.figure.data
         with self.figure.batch_update():
-            models.update(x=xs, y=ys, text=names,
+            models.update(x=xs, y=ys, text=names, textposition=_label_positions(xs),
                           hovertemplate="%{text}<br>" + x + " %{x}<br>" + y
                           + " %{y}<extra></extra>")
             line.update(x=[xs[i] for i in order], y=[ys[i] for i in order])
