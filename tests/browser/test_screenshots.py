@@ -39,7 +39,7 @@ ROWS = 480
 #: The sample the near-duplicate groups are looked for in (the demo notebooks' 2,000 rows).
 DUP_SAMPLE = 2_000
 #: Lexical near-duplicate groups of that sample added to the rows.
-DUP_GROUPS = 30
+DUP_GROUPS = 12
 #: The queries typed into the search boxes (from ``workbench demo``'s list).
 SEARCH_QUERY = "read a text file line by line"
 LINKED_QUERY = "run work in parallel threads and protect shared state with a lock"
