@@ -7,6 +7,7 @@ interact with the rendered widgets and assert on the DOM.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import secrets
@@ -241,3 +242,20 @@ def open_offline(page: Any, path: Path) -> list[str]:
     page.route("https://**/*", block)
     page.goto(path.as_uri())
     return requests
+
+
+def hover_map(page: Any, shown_js: str) -> bool:
+    """Move the mouse over the cluster map until `shown_js` (a JS expression) is truthy.
+
+    Tries a grid of points around the map's centre; False if `shown_js` never held.
+    """
+    canvas = page.locator(".wb-cluster-map canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box is not None
+    for fy, fx in itertools.product((0.5, 0.4, 0.6, 0.3, 0.7), (0.5, 0.4, 0.6, 0.3, 0.7)):
+        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=5)
+        page.wait_for_timeout(700)
+        if page.evaluate(shown_js):
+            return True
+    return False

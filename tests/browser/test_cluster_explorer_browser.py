@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 from tests.browser.harness import (
     Lab,
     cell_errors,
+    hover_map,
     lasso,
     rerun_cell,
     run_all_cells,
@@ -161,14 +161,6 @@ def test_hover_shows_a_digit_thumbnail(lab: Lab, page: Any) -> None:
     page.goto(lab.notebook_url("cluster_images.ipynb"))
     run_all_cells(page, ready_selector=".wb-cluster-explorer .wb-cluster-map canvas")
     assert cell_errors(page) == []
-    canvas = page.locator(".wb-cluster-map canvas").first
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    assert box is not None
-    for fy, fx in itertools.product((0.5, 0.4, 0.6, 0.3, 0.7), (0.5, 0.4, 0.6, 0.3, 0.7)):
-        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=5)
-        page.wait_for_timeout(700)
-        if page.evaluate(_THUMB_JS):
-            break
+    hover_map(page, _THUMB_JS)
     assert page.evaluate(_THUMB_JS) >= 1, "no thumbnail in the tooltip while hovering the map"
     screenshot(page, "check_cluster_explorer_thumbnail.png", widget=".wb-cluster-map")

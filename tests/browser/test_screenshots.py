@@ -12,7 +12,6 @@ paragraphs and the demo's planted drift stream. Each test saves one image under
 from __future__ import annotations
 
 import functools
-import itertools
 import os
 import string
 import tempfile
@@ -22,7 +21,14 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tests.browser.harness import Lab, cell_errors, run_all_cells, screenshot, write_notebook
+from tests.browser.harness import (
+    Lab,
+    cell_errors,
+    hover_map,
+    run_all_cells,
+    screenshot,
+    write_notebook,
+)
 
 pytestmark = [
     pytest.mark.browser, pytest.mark.slow,
@@ -187,20 +193,6 @@ _THUMB_JS = """() => [...document.querySelectorAll('.wb-cluster-map div')]
           && d.getBoundingClientRect().height > 20).length"""
 
 
-def _hover(page: Any, shown_js: str) -> bool:
-    """Move over the map until `shown_js` counts a tooltip; False if none showed."""
-    canvas = page.locator(".wb-cluster-map canvas").first
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
-    assert box is not None
-    for fy, fx in itertools.product((0.5, 0.4, 0.6, 0.3, 0.7), (0.5, 0.4, 0.6, 0.3, 0.7)):
-        page.mouse.move(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy, steps=5)
-        page.wait_for_timeout(700)
-        if page.evaluate(shown_js):
-            return True
-    return False
-
-
 def test_search_panel(lab: Lab, page: Any, stores: dict[str, str]) -> None:
     _open(lab, page, stores, "search_panel.png", ".wb-search-panel .wb-query input")
     _search(page, ".wb-search-panel", SEARCH_QUERY, 5)
@@ -218,14 +210,14 @@ def test_linked_views(lab: Lab, page: Any, stores: dict[str, str]) -> None:
 def test_cluster_explorer(lab: Lab, page: Any, stores: dict[str, str]) -> None:
     _open(lab, page, stores, "cluster_explorer.png", ".wb-cluster-explorer .wb-cluster-map canvas")
     assert page.locator(".wb-cluster-legend .wb-legend-entry").count() > 2
-    _hover(page, _TOOLTIP_JS)  # a paragraph's tooltip if one shows; the map either way
+    hover_map(page, _TOOLTIP_JS)  # a paragraph's tooltip if one shows; the map either way
     screenshot(page, "cluster_explorer.png", widget=".wb-cluster-explorer")
 
 
 def test_cluster_explorer_thumbnail(lab: Lab, page: Any, stores: dict[str, str]) -> None:
     _open(lab, page, stores, "cluster_explorer_thumbnail.png",
           ".wb-cluster-explorer .wb-cluster-map canvas")
-    assert _hover(page, _THUMB_JS), "no thumbnail in the tooltip while hovering the map"
+    assert hover_map(page, _THUMB_JS), "no thumbnail in the tooltip while hovering the map"
     screenshot(page, "cluster_explorer_thumbnail.png", widget=".wb-cluster-map")
 
 

@@ -483,12 +483,7 @@ def drift(args: argparse.Namespace) -> int:
         _check_column(schema.names(), args.time, option="--time", what="the store")
         kwargs: dict[str, Any] = {}
         if schema[args.time] == pl.Utf8:
-            if wd is not None:
-                raise InvalidInputError(
-                    f"--time: column {args.time!r} holds text, and with --ray it must be a "
-                    "Date or Datetime column; re-ingest with --parse-dates (and --time-format "
-                    "FMT if the dates are not ISO)")
-            # compute_drift parses it (before --where, which then compares dates)
+            # compute_drift (on Ray too) parses it (before --where, which then compares dates)
             schema = pl.Schema({**schema, args.time: _text_time(store, args.time,
                                                                  args.time_format)})
             kwargs["time_format"] = args.time_format

@@ -29,6 +29,7 @@ def compute_drift(
     store: Store,
     *,
     time: str = "timestamp",
+    time_format: str | None = None,
     every: str = "1mo",
     reference: str | tuple[date, date] = "first",
     methods: Sequence[str] = METHODS,
@@ -78,8 +79,8 @@ def compute_drift(
         The store; its folder must be reachable at the same path from every node.
     workers : int, optional
         Map tasks at most (default: the cluster's CPUs).
-    time, every, reference, methods, where, alpha, min_rows, n_permutations, random_state,
-    text, clusters, n_clusters, changes, group_by, min_entity_rows, progress
+    time, time_format, every, reference, methods, where, alpha, min_rows, n_permutations,
+    random_state, text, clusters, n_clusters, changes, group_by, min_entity_rows, progress
         As :func:`workbench.analysis.drift.compute_drift`.
 
     Returns
@@ -100,7 +101,8 @@ def compute_drift(
                     where=where, alpha=alpha, min_rows=min_rows,
                     n_permutations=n_permutations, random_state=random_state, text=text,
                     clusters=clusters, n_clusters=n_clusters, changes=changes,
-                    group_by=group_by, min_entity_rows=min_entity_rows)
+                    group_by=group_by, min_entity_rows=min_entity_rows,
+                    time_format=time_format)
     spec, labels, draws, ent = run.designs(plan)
     ray = ensure()
     n_tasks = default_workers(workers)
