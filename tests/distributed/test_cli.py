@@ -181,8 +181,8 @@ def test_cluster_on_ray_equals_cluster_without(
     rc, got, err = run(capsys, *base, "--out", str(tmp_path / "b.parquet"), *_ray(ray_ok))
     assert rc == 0, err
     got_lines = got.splitlines()
-    assert got_lines[1] == "fitted on 600 of 600 rows (--sample); 0 assigned in 0 Ray task(s) " \
-                           "with 0 worker(s)"
+    assert got_lines[1] == "fitted on 600 of 600 rows (--sample); 0 assigned in 0 Ray tasks " \
+                           "with 0 workers"
     # the same clusters, metrics and keywords; only the file's columns differ
     assert got_lines[:1] + got_lines[2:-1] == want.splitlines()[:-1]
     a = pl.read_parquet(tmp_path / "a.parquet").sort("key")

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import polars as pl
@@ -77,6 +77,20 @@ def test_where_and_range_reference(ray_ok: dict, store: wb.Store) -> None:
     got = dd.compute_drift(store, **kw)
     _same(got, compute_drift(store, **kw))
     assert got.summary["rows"] < N and got.summary["flagged"] > 0
+
+
+def test_a_text_time_column_is_parsed_as_on_one_machine(
+        ray_ok: dict, tmp_path: Path, stream: wb.datasets.SyntheticStream) -> None:
+    import workbench.distributed.drift as dd
+
+    s = wb.Store.create(tmp_path / "s", dim=DIM)
+    frame = stream.frame.with_columns(day=pl.col("timestamp").dt.strftime("%d/%m/%Y"))
+    s.add(frame, vectors=stream.vectors, progress=False)
+    kw = {"every": "1mo", "changes": False, **FAST}
+    got = dd.compute_drift(s, time="day", time_format="%d/%m/%Y", workers=2, **kw)
+    _same(got, compute_drift(s, time="day", time_format="%d/%m/%Y", **kw))
+    # parsed as dates; the windows after the change point differ from the first one
+    assert got.flagged == [date(2025, 3, 1), date(2025, 4, 1)]
 
 
 def test_bad_arguments_are_named(ray_ok: dict, store: wb.Store) -> None:
