@@ -220,6 +220,12 @@ def test_compress_leads_with_advice_and_the_pareto_front(
     lines = out.splitlines()
     assert lines[0].startswith("advice: ") and lines[0].count(".") <= 3
     assert lines[1].startswith("Pareto front (")
+    # the printed front: the columns a reader compares, rounded (the file keeps the rest)
+    header = next(line for line in lines if "dtype" in line and "qps" in line)
+    assert "build_s" not in header and "rescore_factor" not in header
+    qps_cells = [line.split("┆")[-2].strip() for line in lines[2:]
+                 if line.count("┆") == 8 and "dtype" not in line]
+    assert qps_cells and all(c.isdigit() for c in qps_cells)
     table = pl.read_parquet(out_file)
     from workbench.cli.compress import pareto_front
 
@@ -244,6 +250,34 @@ def test_distill_refuses_a_store_without_a_transformer_model(
                      str(tmp_path / "student"), "--no-progress")
     assert rc == 2 and err.count("\n") == 1 and "transformer model" in err
     assert not (tmp_path / "student").exists()
+
+
+@pytest.mark.slow
+def test_distill_makes_a_student_that_compress_measures(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    # MiniLM as the teacher: distill writes the folder compress --student reads
+    store = tmp_path / "store"
+    data = write(corpus(20), tmp_path / "docs.csv")
+    rc, _, err = run(capsys, "ingest", "--store", str(store), "--input", str(data), "--text",
+                     "text", "--cache", str(tmp_path / "cache"), "--no-progress")
+    assert rc == 0, err
+    student = tmp_path / "student"
+    rc, out, err = run(capsys, "distill", "--store", str(store), "--out", str(student),
+                       "--dim", "32", "--epochs", "1", "--no-progress")
+    assert rc == 0, err
+    assert out.startswith(f"wrote {student}: a static student")
+    assert (student / "student.json").is_file()
+    rc, out, err = run(capsys, "compress", "--store", str(store), "--student", str(student),
+                       "--out", str(tmp_path / "m.csv"), "--texts", "60", "--no-drift",
+                       "--no-progress")
+    assert rc == 0, err
+    table = pl.read_csv(tmp_path / "m.csv")
+    row = table.filter(pl.col("role") == "variant").row(0, named=True)
+    assert row["dim"] == 32 and row["name"].startswith("student-static-32")
+    # a student is far smaller than its teacher
+    teacher = table.filter(pl.col("role") == "teacher").row(0, named=True)
+    assert row["bytes_on_disk"] * 20 < teacher["bytes_on_disk"]
 
 
 # ------------------------------------------------------------------------------------ start-up

@@ -156,12 +156,12 @@ def compress(args: argparse.Namespace) -> int:
     front = pareto_front(table, objectives)
     config = pl.Config(tbl_rows=200, tbl_cols=-1, tbl_width_chars=200,
                        tbl_hide_dataframe_shape=True, tbl_hide_column_data_types=True,
-                       float_precision=4, fmt_str_lengths=40)
+                       fmt_str_lengths=40)
     print(_advice(front, models=models))
     with config:
         print(f"Pareto front ({_plural(front.height, 'configuration')} of {table.height} that "
               "nothing beats on size, speed and quality at once):")
-        print(front.drop("note", strict=False))
+        print(_readable(front, models=models))
         if args.full:
             print("full table:")
             print(table.drop("note", strict=False))
@@ -170,6 +170,28 @@ def compress(args: argparse.Namespace) -> int:
             print(extra)
     print(f"wrote {out} ({what}, the full table: {', '.join(table.columns)})")
     return 0
+
+
+#: What the printed Pareto front shows of each kind of table: column -> decimals (None: as
+#: is). The file written by --out keeps every column at full precision.
+SHOWN = {
+    True: {"name": None, "role": None, "dim": None, "mb_on_disk": 1, "texts_per_s": 0,
+           "knn_recall": 3, "mean_cos_to_teacher": 3, "cluster_ari": 3, "dup_agreement": 3},
+    False: {"dtype": None, "index": None, "dim": None, "reduce": None, "rescore": None,
+            "bytes_per_vector": None, "index_mb": 2, "qps": 0, "recall_at_k": 3},
+}
+
+
+def _readable(front: pl.DataFrame, *, models: bool) -> pl.DataFrame:
+    """The columns of the front a reader compares, rounded (sizes in MB)."""
+    import polars as pl
+
+    if "bytes_on_disk" in front.columns:
+        front = front.with_columns(mb_on_disk=pl.col("bytes_on_disk") / 1e6)
+    cols = {c: d for c, d in SHOWN[models].items() if c in front.columns}
+    return front.select(
+        pl.col(c).round(d).cast(pl.Int64 if d == 0 else pl.Float64) if d is not None
+        else pl.col(c) for c, d in cols.items())
 
 
 def pareto_front(table: pl.DataFrame, objectives: dict[str, str]) -> pl.DataFrame:
