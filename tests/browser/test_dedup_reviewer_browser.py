@@ -34,6 +34,16 @@ CELLS = [
 ]
 
 
+#: Left and right ends of the histogram's x axis and of the slider's track (px).
+_ALIGN_JS = """() => {
+  const axis = document.querySelectorAll('.wb-dedup-reviewer svg.wb-dedup-hist line')[1]
+    .getBoundingClientRect();
+  const track = document.querySelector('.wb-dedup-reviewer .wb-dedup-threshold .noUi-base')
+    .getBoundingClientRect();
+  return [axis.left, axis.right, track.left, track.right];
+}"""
+
+
 def _groups(page: Any) -> int:
     return int(page.locator(".wb-dedup-reviewer .wb-dedup-groups").inner_text())
 
@@ -53,6 +63,11 @@ def test_dedup_reviewer_slider_regroups_and_a_decision_reaches_kernel(lab: Lab,
     page.wait_for_selector("text=/decisions \\d+/", timeout=60_000)
     assert cell_errors(page) == []
     before = _groups(page)
+    # the slider's track lies under the histogram's x axis: a score on one is the same score
+    # on the other (to within a few pixels)
+    axis_l, axis_r, track_l, track_r = page.evaluate(_ALIGN_JS)
+    assert abs(track_l - axis_l) <= 4 and abs(track_r - axis_r) <= 4, (axis_l, axis_r,
+                                                                        track_l, track_r)
     assert before > 0
     assert page.locator(".wb-dedup-histogram svg rect").count() > 0
     # user text shows as text in the group list and the diff, never runs as markup

@@ -51,6 +51,10 @@ HIST_WIDTH, HIST_HEIGHT, HIST_BINS = 420, 120, 50
 #: Left margin of the histogram's plot (its y-axis title) and of the slider's track under it,
 #: so that a score on the slider sits under the same score on the histogram.
 HIST_LEFT = 28
+#: A FloatSlider (ipywidgets 8, no description) in JupyterLab: its track starts this far in
+#: from the widget's left edge, and the widget is this much wider than its track (the readout
+#: and the handle's room), in px; measured in Chromium.
+SLIDER_INSET, SLIDER_EXTRA = 4, 88
 
 
 def word_diff(a: str, b: str, *, max_words: int = DIFF_WORDS) -> tuple[str, str]:
@@ -242,13 +246,14 @@ class DedupReviewer(widgets.VBox):
         self._counts = np.histogram(scores, bins=HIST_BINS, range=self._hist_range)[0]
         self.decisions = pl.DataFrame(schema=DECISIONS_SCHEMA)
 
-        # Under the histogram, its track spanning the histogram's x axis: the description
-        # takes the plot's left margin, the readout sits past its right end.
+        # Under the histogram, its track spanning the histogram's x axis (checked in a real
+        # JupyterLab by tests/browser/test_dedup_reviewer_browser.py): the margin puts the
+        # track's start under the plot's origin, the readout sits past the axis' end.
         self.slider = widgets.FloatSlider(
             value=result.threshold, min=lo, max=1.0, step=0.001, readout_format=".3f",
             continuous_update=False, description="",
-            style={"description_width": f"{HIST_LEFT}px"},
-            layout=widgets.Layout(width=f"{HIST_WIDTH + HIST_LEFT + 70}px", margin="0"))
+            layout=widgets.Layout(width=f"{HIST_WIDTH + SLIDER_EXTRA}px",
+                                  margin=f"0 0 0 {HIST_LEFT + 2 - SLIDER_INSET}px"))
         self.slider.add_class("wb-dedup-threshold")
         self.threshold = float(self.slider.value)
         self._summary = widgets.HTML()
