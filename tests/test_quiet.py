@@ -62,3 +62,22 @@ def test_a_cli_job_prints_only_progress_on_stderr(tmp_path: Path) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-q"]))
+
+
+def test_running_notebooks_is_silent(tmp_path: Path) -> None:
+    # make demo runs the notebooks: no "Kernel is running over TCP without encryption", no
+    # kernel left to say "Parent appears to have exited" when the command ends
+    import nbformat
+
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    for name in ("a", "b"):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_code_cell("print(6 * 7)")]
+        nbformat.write(nb, nbs / f"{name}.ipynb")
+    done = _run(["-c", "from workbench.notebooks import run_notebooks\n"
+                       f"print(run_notebooks({str(nbs)!r}, {str(tmp_path / 'out')!r}).height)"],
+                tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "2"
+    assert _noise(done.stderr) == []

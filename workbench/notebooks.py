@@ -31,8 +31,12 @@ def execute(nb: Any, *, path: str | Path, timeout: int = 900) -> Any:
     with tempfile.TemporaryDirectory(prefix="workbench-kernel-") as sockets:
         km = KernelManager(kernel_name="python3", transport="ipc",
                            ip=str(Path(sockets) / "kernel"))
+        # cleanup_kc: shut the kernel down at the end (nbclient keeps a kernel it was handed
+        # alive, and it would linger until this process exits, then print "Parent appears to
+        # have exited")
         return NotebookClient(nb, timeout=timeout, km=km,
-                              resources={"metadata": {"path": str(path)}}).execute()
+                              resources={"metadata": {"path": str(path)}}).execute(
+                                  cleanup_kc=True)
 
 
 def run_notebooks(folder: str | Path, out: str | Path, *, timeout: int = 900) -> pl.DataFrame:
