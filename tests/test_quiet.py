@@ -81,3 +81,15 @@ def test_running_notebooks_is_silent(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == "2"
     assert _noise(done.stderr) == []
+
+
+def test_the_compression_lab_loads_torchao_quietly(tmp_path: Path) -> None:
+    # a torchao scheme imports torchao, whose import warns about its own CUDA build
+    done = _run(["-c", "import logging, sys\n"
+                       "import workbench.compress.quantize\n"
+                       "import torchao\n"
+                       "logging.getLogger('torchao').warning('kept: other warnings pass')\n"
+                       "print('torchao' in sys.modules)"], tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True"]
+    assert _noise(done.stderr) == ["kept: other warnings pass"]

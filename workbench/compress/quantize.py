@@ -37,6 +37,25 @@ from ..embed.minilm import sentence_vectors
 from ..embed.tokens import TokenIds
 from ..errors import InvalidInputError, MissingDependencyError, ModelMismatchError
 
+
+class _KnownImportNoise(logging.Filter):
+    """Drops the log lines torchao's import prints on every CPU-only machine.
+
+    torchao tries to load its CUDA kernels (``Failed to load ..._C_mxfp8...so``) and
+    registers enums torch now handles itself (torch's ``_pytree`` says "is an Enum subclass
+    and is now natively supported ..."): warnings about torchao's own build that a user can do
+    nothing about. Only these two messages are dropped; the loggers keep everything else.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = record.getMessage()
+        return not ((msg.startswith("Failed to load") and "torchao" in msg)
+                    or "natively supported by torch.compile as an opaque value type" in msg)
+
+
+for _name in ("torchao", "torch.utils._pytree"):
+    logging.getLogger(_name).addFilter(_KnownImportNoise())
+
 __all__ = [
     "SCHEMES",
     "QuantizedEmbedder",
