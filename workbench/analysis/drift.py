@@ -200,7 +200,7 @@ def _check_alpha(alpha: Any) -> float:
 
 
 def _time_column(rows: pl.DataFrame, time: Any, time_format: str | None = None) -> pl.Series:
-    """The column `time` as Date or Datetime: text is parsed (see :func:`_parse_time`)."""
+    """The column `time` as Date or Datetime: text is parsed (see :func:`parse_time`)."""
     if not isinstance(time, str) or time in ROW_COLUMNS:
         raise MissingColumnError(f"time: expected the name of a column, got {time!r}")
     meta = rows.drop(ROW_COLUMNS, strict=False)
@@ -213,7 +213,7 @@ def _time_column(rows: pl.DataFrame, time: Any, time_format: str | None = None) 
             f"Datetime or text columns {dated} (all columns: {meta.columns})")
     col = check_column(meta, time, name="time")
     if col.dtype == pl.Utf8:
-        return _parse_time(col, time_format)
+        return parse_time(col, time_format)
     if not (col.dtype == pl.Date or isinstance(col.dtype, pl.Datetime)):
         raise InvalidInputError(
             f"time: expected a Date or Datetime column (or text of dates), got {time!r} of "
@@ -230,21 +230,29 @@ def _check_time_format(time_format: Any) -> str | None:
     return time_format
 
 
-def _parse_time(col: pl.Series, time_format: str | None) -> pl.Series:
+def parse_time(col: pl.Series, time_format: str | None, *,
+               option: str = "time_format") -> pl.Series:
     """A text time column as Date (no time of day) or Datetime.
 
     Without `time_format`, every non-empty value must be ISO 8601 (``2025-10-01``,
     ``2025-10-01 12:30``, ``2025-10-01T12:30:00Z``); with it, polars parses by the format.
-    Empty strings count as nulls.
+    Empty strings count as nulls. `option` is how errors name the format's setting (the
+    command line passes ``"--time-format"``).
+
+    Raises
+    ------
+    InvalidInputError
+        A value does not parse: one such value, and what to pass.
     """
     name = col.name
     s = col.str.strip_chars()
     s = pl.select(pl.when(s.str.len_chars() > 0).then(s)).to_series().alias(name)
     values = s.drop_nulls()
-    how = f"with time_format={time_format!r}" if time_format else "as ISO 8601 dates"
-    hint = ("; pass time_format= with the values' layout (e.g. time_format='%d/%m/%Y' or "
+    setting = f"{option}=" if option.isidentifier() else f"{option} "
+    how = f"with {setting}{time_format!r}" if time_format else "as ISO 8601 dates"
+    hint = (f"; pass {setting.strip()} with the values' layout (e.g. {setting}'%d/%m/%Y' or "
             "'%m/%d/%Y %H:%M')" if time_format is None else
-            "; check time_format= against the values' layout (e.g. '%d/%m/%Y')")
+            f"; check {setting.strip()} against the values' layout (e.g. '%d/%m/%Y')")
     if values.len() == 0:
         return s.cast(pl.Date)  # all null: every row is left out as without a time
     if time_format is None:
@@ -261,7 +269,7 @@ def _parse_time(col: pl.Series, time_format: str | None) -> pl.Series:
                else s.str.to_datetime(time_format, time_unit="us", strict=False))
     except pl.exceptions.PolarsError as exc:
         raise InvalidInputError(
-            f"time_format: cannot parse column {name!r} with {time_format!r}: {exc}") from exc
+            f"{option}: cannot parse column {name!r} with {time_format!r}: {exc}") from exc
     failed = s.filter(got.is_null() & s.is_not_null())
     if failed.len():
         raise InvalidInputError(

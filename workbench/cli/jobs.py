@@ -20,7 +20,6 @@ from ._common import (
     _check_ray,
     _fit,
     _on_ray,
-    _parse_dates,
     _plural,
     _split,
     _text_column,
@@ -404,28 +403,28 @@ def _reference(text: str) -> Any:
 def _text_time(store: Any, time: str, time_format: str | None) -> Any:
     """The dtype compute_drift will parse the text column `time` into, said on stderr.
 
+    Parsed by compute_drift's own rules (:func:`~workbench.analysis.drift.parse_time`), so
+    that what is said here is what the job does.
+
     Raises
     ------
     InvalidInputError
         A value of the column does not parse: what to pass instead.
     """
+    from ..analysis.drift import parse_time
+
     col = store.scan().select(time).collect().get_column(time)
-    parsed = _parse_dates(col, time_format)
-    if parsed is None:
-        values = col.drop_nulls().str.strip_chars()
-        bad = values.head(1).to_list() if time_format is None else values.filter(
-            values.str.to_datetime(time_format, strict=False).is_null()).head(1).to_list()
-        example = f" such as {bad[0]!r}" if bad else ""
+    try:
+        dtype = parse_time(col, time_format, option="--time-format").dtype
+    except InvalidInputError as exc:
         raise InvalidInputError(
-            f"--time: expected a Date or Datetime column, got {time!r} of text with values"
-            f"{example} that do not all parse as dates"
-            + (f" with --time-format {time_format!r}" if time_format else "")
-            + "; pass their layout with --time-format FMT (e.g. %d/%m/%Y), or re-ingest with "
-            "--time-format FMT so that the column is stored as dates")
+            f"--time: expected a Date or Datetime column, got text: "
+            f"{str(exc).removeprefix('time: ')}, or re-ingest with --time-format FMT so that "
+            "the column is stored as dates") from exc
     print(f"workbench: note: --time: column {time!r} holds text; parsed it as "
-          f"{parsed.dtype} for this run (re-ingest with --parse-dates to store it as dates)",
+          f"{dtype} for this run (re-ingest with --parse-dates to store it as dates)",
           file=sys.stderr)
-    return parsed.dtype
+    return dtype
 
 
 def drift(args: argparse.Namespace) -> int:
